@@ -1,0 +1,77 @@
+"""TCP port helpers for the dev stack and for tests.
+
+Servers in the dev stack bind fixed, well-known ports, and throwaway test servers bind
+random free ones. Both fail in confusing ways when a port is taken (a half-started
+process, a log line buried somewhere), so everything checks ports up front and raises
+`PortInUse` with a message that says exactly which port is the problem.
+"""
+
+from __future__ import annotations
+
+import errno
+import socket
+
+__all__ = ["PortInUse", "bind_listener", "ensure_port_free", "free_port", "port_is_listening"]
+
+
+class PortInUse(RuntimeError):
+    """A TCP port we want to listen on is already taken by another socket."""
+
+
+def _in_use(host: str, port: int) -> PortInUse:
+    return PortInUse(f"port {port} on {host} is already in use")
+
+
+def _family(host: str) -> socket.AddressFamily:
+    """IPv6 literals contain a colon; everything else we bind is IPv4."""
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """Return a port that is free right now on `host`.
+
+    The OS picks it, so it never collides with a listening socket. Another process can
+    still grab it before you bind it; for servers you run in-process prefer binding
+    port 0 directly (see `bind_listener`) and reading the port back.
+    """
+    with socket.socket(_family(host), socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def bind_listener(host: str, port: int, backlog: int = 128) -> socket.socket:
+    """Bind and listen on `host:port`, raising `PortInUse` instead of a bare OSError.
+
+    SO_REUSEADDR is set so a port freed by a server we just stopped (and whose closed
+    connections linger in TIME_WAIT) can be reused at once, as fault-injection tests do.
+    Pass port 0 to let the OS choose; read the result with `sock.getsockname()[1]`.
+    """
+    sock = socket.socket(_family(host), socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(backlog)
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise _in_use(host, port) from exc
+        raise
+    return sock
+
+
+def ensure_port_free(host: str, port: int) -> None:
+    """Raise `PortInUse` if something already listens on `host:port`.
+
+    Call it before launching an external server so the failure is immediate and names
+    the port, rather than a timeout with the reason hidden in the server's log.
+    """
+    bind_listener(host, port).close()
+
+
+def port_is_listening(host: str, port: int, timeout: float = 0.5) -> bool:
+    """Return True if a TCP connection to `host:port` succeeds (someone is listening)."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False

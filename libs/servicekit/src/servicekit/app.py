@@ -1,0 +1,65 @@
+"""`create_app`: the one call that gives a service its logging, errors, health and docs."""
+
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+
+from fastapi import APIRouter, FastAPI
+
+from servicekit.db import Database
+from servicekit.errors import install_error_handlers
+from servicekit.health import router as health_router
+from servicekit.logging import configure_logging
+from servicekit.middleware import RequestContextMiddleware
+from servicekit.redis import create_redis
+from servicekit.settings import ServiceSettings
+
+Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
+
+
+def create_app(
+    settings: ServiceSettings,
+    *,
+    routers: Sequence[APIRouter],
+    title: str,
+    description: str = "",
+    lifespan: Lifespan | None = None,
+) -> FastAPI:
+    """Build a service app serving every route under `/api/v1/<service>`.
+
+    `lifespan` runs inside the shared one, so the database and Redis are ready when
+    it starts and still open when it ends.
+    """
+    configure_logging(settings.SERVICE_NAME, settings.LOG_LEVEL)
+    prefix = settings.api_prefix
+
+    @asynccontextmanager
+    async def shared_lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.database = Database(settings.DATABASE_URL, pool_size=settings.DATABASE_POOL_SIZE)
+        app.state.redis = create_redis(settings.REDIS_URL, timeout=settings.DEPENDENCY_TIMEOUT)
+        try:
+            if lifespan is None:
+                yield
+            else:
+                async with lifespan(app):
+                    yield
+        finally:
+            await app.state.redis.aclose()
+            await app.state.database.dispose()
+
+    app = FastAPI(
+        title=title,
+        description=description,
+        version="1.0.0",
+        docs_url=f"{prefix}/docs",
+        redoc_url=f"{prefix}/redoc",
+        openapi_url=f"{prefix}/openapi.json",
+        swagger_ui_oauth2_redirect_url=f"{prefix}/docs/oauth2-redirect",
+        lifespan=shared_lifespan,
+    )
+    app.state.settings = settings
+    install_error_handlers(app)
+    app.add_middleware(RequestContextMiddleware)
+    app.include_router(health_router, prefix=prefix)
+    for router in routers:
+        app.include_router(router, prefix=prefix)
+    return app

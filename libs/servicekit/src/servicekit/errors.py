@@ -1,0 +1,160 @@
+"""Domain errors and the one place where every failure becomes an HTTP answer.
+
+Views raise `ServiceError` subclasses (or FastAPI's `HTTPException`); nothing else
+should reach a client. Unknown exceptions are answered with a generic 500 by
+`RequestContextMiddleware` (so that answer still carries the request id); an
+unreachable database or Redis becomes a 503 here.
+"""
+
+import json
+import logging
+from typing import Any
+
+import redis.exceptions
+from fastapi import FastAPI, Request, status
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy import exc as sa_exc
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+logger = logging.getLogger(__name__)
+
+
+class ServiceError(Exception):
+    """A failure the client caused or must know about; carries its own status code."""
+
+    status_code: int = status.HTTP_400_BAD_REQUEST
+    detail: str = "Bad request"
+    headers: dict[str, str] | None = None
+
+    def __init__(self, detail: str | None = None, *, headers: dict[str, str] | None = None):
+        super().__init__(detail or self.detail)
+        if detail is not None:
+            self.detail = detail
+        if headers is not None:
+            self.headers = headers
+
+
+class BadRequest(ServiceError):
+    status_code = status.HTTP_400_BAD_REQUEST
+
+
+class Unauthorized(ServiceError):
+    status_code = status.HTTP_401_UNAUTHORIZED
+    detail = "Not authenticated"
+
+    def __init__(self, detail: str | None = None) -> None:
+        super().__init__(detail, headers={"WWW-Authenticate": "Bearer"})
+
+
+class Forbidden(ServiceError):
+    status_code = status.HTTP_403_FORBIDDEN
+    detail = "Not allowed"
+
+
+class NotFound(ServiceError):
+    status_code = status.HTTP_404_NOT_FOUND
+    detail = "Not found"
+
+
+class Conflict(ServiceError):
+    status_code = status.HTTP_409_CONFLICT
+    detail = "Conflict"
+
+
+class PreconditionFailed(ServiceError):
+    status_code = status.HTTP_412_PRECONDITION_FAILED
+    detail = "The resource has changed; fetch it again"
+
+
+class TooManyRequests(ServiceError):
+    status_code = status.HTTP_429_TOO_MANY_REQUESTS
+    detail = "Too many attempts; try again later"
+
+    def __init__(self, retry_after: int, detail: str | None = None) -> None:
+        super().__init__(detail, headers={"Retry-After": str(max(1, retry_after))})
+
+
+class DependencyUnavailable(ServiceError):
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    detail = "A dependency is unavailable; try again shortly"
+
+
+def _json_safe(value: Any) -> bool:
+    try:
+        json.dumps(value, allow_nan=False, ensure_ascii=False).encode("utf-8")
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def _readable(value: Any) -> Any:
+    """Make a location or message printable even when it holds a lone surrogate."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    return value if _json_safe(value) else repr(value)
+
+
+def validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
+    """FastAPI's 422 shape, minus anything that cannot be serialised (inf, lone surrogates)."""
+    errors = []
+    for error in exc.errors():
+        clean: dict[str, Any] = {
+            "type": error.get("type"),
+            "loc": [_readable(part) for part in error.get("loc", ())],
+            "msg": _readable(error.get("msg", "")),
+        }
+        if "input" in error and _json_safe(error["input"]):
+            clean["input"] = error["input"]
+        ctx = error.get("ctx")
+        if ctx:
+            clean["ctx"] = {key: _readable(str(val)) for key, val in ctx.items()}
+        errors.append(clean)
+    return errors
+
+
+def _is_connection_failure(exc: sa_exc.DBAPIError) -> bool:
+    return exc.connection_invalidated or isinstance(
+        exc, sa_exc.OperationalError | sa_exc.InterfaceError
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Map every failure to `{"detail": ...}` with the right status, once for all services."""
+
+    @app.exception_handler(ServiceError)
+    async def _service_error(_: Request, exc: ServiceError) -> JSONResponse:
+        return JSONResponse({"detail": exc.detail}, exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return JSONResponse(
+            {"detail": _readable(exc.detail)}, exc.status_code, headers=exc.headers
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"detail": validation_errors(exc)}, 422)
+
+    @app.exception_handler(redis.exceptions.ConnectionError)
+    @app.exception_handler(redis.exceptions.TimeoutError)
+    async def _redis_down(_: Request, exc: Exception) -> JSONResponse:
+        logger.warning("redis unavailable", extra={"error": str(exc)})
+        return JSONResponse({"detail": "Redis is unavailable; try again shortly"}, 503)
+
+    @app.exception_handler(sa_exc.DBAPIError)
+    async def _database_error(_: Request, exc: sa_exc.DBAPIError) -> JSONResponse:
+        if _is_connection_failure(exc):
+            logger.warning("database unavailable", extra={"error": str(exc.orig)})
+            return JSONResponse({"detail": "The database is unavailable; try again shortly"}, 503)
+        if isinstance(exc, sa_exc.DataError):
+            # Input the schema let through but PostgreSQL refuses (an out-of-range number...).
+            return JSONResponse({"detail": "A value is out of range or malformed"}, 422)
+        logger.exception("database error")
+        return JSONResponse({"detail": "Internal server error"}, 500)
+
+    @app.exception_handler(OSError)
+    async def _network_error(_: Request, exc: OSError) -> JSONResponse:
+        # asyncpg raises plain OSError subclasses when PostgreSQL is not listening.
+        logger.warning("dependency unreachable", extra={"error": str(exc)})
+        return JSONResponse({"detail": "A dependency is unavailable; try again shortly"}, 503)

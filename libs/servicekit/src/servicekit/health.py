@@ -1,0 +1,51 @@
+"""Liveness and readiness: `/health` says the process runs, `/ready` that its dependencies answer."""
+
+import asyncio
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/health", summary="The process is up")
+async def health() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+async def _database_answers(request: Request) -> bool:
+    async with request.app.state.database.engine.connect() as connection:
+        await connection.execute(text("SELECT 1"))
+    return True
+
+
+async def _redis_answers(request: Request) -> bool:
+    return bool(await request.app.state.redis.ping())
+
+
+async def _check(probe, request: Request, timeout: float) -> str:  # type: ignore[no-untyped-def]
+    try:
+        async with asyncio.timeout(timeout):
+            await probe(request)
+    except Exception:  # noqa: BLE001 - any failure means "not ready"; the name says which
+        return "unavailable"
+    return "ok"
+
+
+@router.get(
+    "/ready",
+    summary="The database and Redis answer",
+    responses={503: {"description": "A dependency is down; `checks` names it"}},
+)
+async def ready(request: Request) -> JSONResponse:
+    timeout = request.app.state.settings.DEPENDENCY_TIMEOUT
+    database, redis = await asyncio.gather(
+        _check(_database_answers, request, timeout), _check(_redis_answers, request, timeout)
+    )
+    checks = {"database": database, "redis": redis}
+    down = [name for name, state in checks.items() if state != "ok"]
+    if down:
+        detail = f"Not ready: {', '.join(down)} unavailable"
+        return JSONResponse({"detail": detail, "checks": checks}, status_code=503)
+    return JSONResponse({"status": "ready", "checks": checks})

@@ -1,0 +1,48 @@
+"""Settings every service shares; each service subclasses `ServiceSettings`."""
+
+from typing import Literal
+
+from pydantic import model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: Values that are fine on a laptop and must never reach production.
+DEVELOPMENT_SECRET_MARKER = "dev-only"
+
+
+class ServiceSettings(BaseSettings):
+    """Environment-driven settings with development defaults that work on this machine."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True)
+
+    ENVIRONMENT: Literal["development", "test", "production"] = "development"
+    SERVICE_NAME: str = "service"
+    LOG_LEVEL: str = "INFO"
+    DATABASE_URL: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
+    DATABASE_POOL_SIZE: int = 10
+    REDIS_URL: str = "redis://127.0.0.1:6379/0"
+    #: Seconds a readiness probe or a Redis call may take before it counts as down.
+    DEPENDENCY_TIMEOUT: float = 2.0
+
+    # Tokens, as every service verifies them.
+    AUTH_ISSUER: str = "http://localhost:8000/api/v1/auth"
+    AUTH_AUDIENCE: str = "platform"
+    AUTH_ALGORITHM: Literal["RS256", "EdDSA"] = "EdDSA"
+    JWKS_URL: str = "http://127.0.0.1:8001/api/v1/auth/.well-known/jwks.json"
+    #: Minimum seconds between two JWKS refreshes triggered by an unknown `kid`.
+    JWKS_REFRESH_INTERVAL: float = 30.0
+    #: Seconds the key set is trusted before it is fetched again in the background.
+    JWKS_CACHE_TTL: float = 300.0
+
+    @property
+    def api_prefix(self) -> str:
+        return f"/api/v1/{self.SERVICE_NAME}"
+
+    @model_validator(mode="after")
+    def _refuse_development_secrets_in_production(self) -> "ServiceSettings":
+        if self.ENVIRONMENT == "production":
+            for name, value in self.model_dump().items():
+                if isinstance(value, str) and DEVELOPMENT_SECRET_MARKER in value:
+                    raise ValueError(
+                        f"{name} still holds a development default; set it for production"
+                    )
+        return self

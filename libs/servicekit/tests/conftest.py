@@ -1,0 +1,77 @@
+"""A demo service built with `create_app`, on a private PostgreSQL and Redis we can stop."""
+
+from collections.abc import AsyncIterator, Iterator
+from decimal import Decimal
+from pathlib import Path
+
+import httpx
+import pytest
+from devstack.ports import free_port
+from devstack.servers import PostgresServer, RedisServer
+from fastapi import APIRouter, FastAPI
+from pydantic import BaseModel, Field
+from servicekit.app import create_app
+from servicekit.errors import NotFound
+from servicekit.fields import bounded_text
+from servicekit.settings import ServiceSettings
+
+
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
+    with PostgresServer(None, port=free_port()) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    with RedisServer(tmp_path_factory.mktemp("redis"), port=free_port()) as server:
+        yield server
+
+
+class Thing(BaseModel):
+    name: bounded_text(1, 20)  # type: ignore[valid-type]
+    price: Decimal = Field(ge=0, max_digits=12, decimal_places=2)
+
+
+def demo_router() -> APIRouter:
+    router = APIRouter()
+
+    @router.post("/things", status_code=201)
+    async def create_thing(thing: Thing) -> Thing:
+        return thing
+
+    @router.get("/things/{name}")
+    async def read_thing(name: str) -> Thing:
+        raise NotFound("Thing not found")
+
+    @router.get("/boom")
+    async def boom() -> None:
+        raise RuntimeError("secret internals")
+
+    return router
+
+
+@pytest.fixture(scope="session")
+async def demo_app(postgres: PostgresServer, redis_server: RedisServer) -> AsyncIterator[FastAPI]:
+    settings = ServiceSettings(
+        SERVICE_NAME="demo",
+        DATABASE_URL=postgres.dsn().replace("postgresql://", "postgresql+asyncpg://"),
+        REDIS_URL=redis_server.url,
+        DEPENDENCY_TIMEOUT=1.0,
+        ENVIRONMENT="test",
+    )
+    app = create_app(settings, routers=[demo_router()], title="Demo")
+    async with app.router.lifespan_context(app):
+        yield app
+
+
+@pytest.fixture
+async def client(demo_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=demo_app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://demo") as client:
+        yield client
+
+
+@pytest.fixture
+def repo_root() -> Path:
+    return Path(__file__).resolve().parents[3]

@@ -1,0 +1,151 @@
+"""What every service gets from `create_app`: docs, health, readiness, ids, headers, errors."""
+
+import asyncio
+
+import httpx
+import pytest
+from devstack.servers import PostgresServer, RedisServer
+
+SECURITY_HEADERS = {
+    "x-content-type-options": "nosniff",
+    "x-frame-options": "DENY",
+    "referrer-policy": "strict-origin-when-cross-origin",
+}
+
+
+async def test_health_is_200(client: httpx.AsyncClient) -> None:
+    response = await client.get("/api/v1/demo/health")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+async def test_docs_and_schema_are_served_under_the_service_prefix(
+    client: httpx.AsyncClient,
+) -> None:
+    docs = await client.get("/api/v1/demo/docs")
+    assert docs.status_code == 200
+    assert "/api/v1/demo/openapi.json" in docs.text
+    assert (await client.get("/api/v1/demo/redoc")).status_code == 200
+    schema = (await client.get("/api/v1/demo/openapi.json")).json()
+    assert "/api/v1/demo/things" in schema["paths"]
+
+
+async def test_ready_is_200_when_database_and_redis_answer(client: httpx.AsyncClient) -> None:
+    response = await client.get("/api/v1/demo/ready")
+    assert response.status_code == 200
+    assert response.json()["checks"] == {"database": "ok", "redis": "ok"}
+
+
+async def _wait_for_ready_status(client: httpx.AsyncClient, status: int) -> httpx.Response:
+    for _ in range(50):
+        response = await client.get("/api/v1/demo/ready")
+        if response.status_code == status:
+            return response
+        await asyncio.sleep(0.2)
+    return response
+
+
+async def test_ready_names_redis_when_it_is_down_and_recovers_without_restart(
+    client: httpx.AsyncClient, redis_server: RedisServer
+) -> None:
+    redis_server.stop()
+    try:
+        response = await _wait_for_ready_status(client, 503)
+        assert response.status_code == 503
+        assert response.json()["detail"] == "Not ready: redis unavailable"
+        assert response.json()["checks"] == {"database": "ok", "redis": "unavailable"}
+    finally:
+        redis_server.start()
+    assert (await _wait_for_ready_status(client, 200)).status_code == 200
+
+
+async def test_ready_names_the_database_when_it_is_down_and_recovers_without_restart(
+    client: httpx.AsyncClient, postgres: PostgresServer
+) -> None:
+    postgres.stop()
+    try:
+        response = await _wait_for_ready_status(client, 503)
+        assert response.status_code == 503
+        assert response.json()["detail"] == "Not ready: database unavailable"
+    finally:
+        postgres.start()
+    assert (await _wait_for_ready_status(client, 200)).status_code == 200
+
+
+async def test_request_id_is_generated_when_absent(client: httpx.AsyncClient) -> None:
+    first = await client.get("/api/v1/demo/health")
+    second = await client.get("/api/v1/demo/health")
+    assert len(first.headers["x-request-id"]) == 32
+    assert first.headers["x-request-id"] != second.headers["x-request-id"]
+
+
+async def test_request_id_from_the_caller_is_kept(client: httpx.AsyncClient) -> None:
+    response = await client.get("/api/v1/demo/health", headers={"X-Request-ID": "abc-123"})
+    assert response.headers["x-request-id"] == "abc-123"
+
+
+async def test_unsafe_request_id_is_replaced(client: httpx.AsyncClient) -> None:
+    response = await client.get("/api/v1/demo/health", headers={"X-Request-ID": "a b\tc" * 50})
+    assert response.headers["x-request-id"] != "a b\tc" * 50
+    assert len(response.headers["x-request-id"]) == 32
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status"),
+    [
+        ("GET", "/api/v1/demo/health", None, 200),
+        ("GET", "/api/v1/demo/nowhere", None, 404),
+        ("GET", "/api/v1/demo/things/x", None, 404),
+        ("POST", "/api/v1/demo/things", b"{}", 422),
+        ("GET", "/api/v1/demo/boom", None, 500),
+    ],
+)
+async def test_every_answer_carries_request_id_and_security_headers(
+    client: httpx.AsyncClient, method: str, path: str, body: bytes | None, status: int
+) -> None:
+    response = await client.request(
+        method, path, content=body, headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == status
+    assert response.headers["x-request-id"]
+    for name, value in SECURITY_HEADERS.items():
+        assert response.headers[name] == value
+    assert "detail" in response.json() or status == 200
+
+
+async def test_domain_error_becomes_its_status_with_detail(client: httpx.AsyncClient) -> None:
+    response = await client.get("/api/v1/demo/things/nothing")
+    assert response.status_code == 404
+    assert response.json() == {"detail": "Thing not found"}
+
+
+async def test_unexpected_error_is_a_generic_500_without_internals(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await client.get("/api/v1/demo/boom")
+    assert response.status_code == 500
+    assert response.json() == {"detail": "Internal server error"}
+    assert "secret" not in response.text
+
+
+@pytest.mark.parametrize(
+    "raw_body",
+    [
+        b'{"name": "ok", "price": 1e999}',
+        b'{"name": "\\ud800", "price": 1}',
+        b'{"name": "a\\u0000b", "price": 1}',
+        b'{"\\ud800": 1, "name": "ok", "price": 1}',
+        b'{"name": "ok", "price": "NaN"}',
+        b"not json",
+    ],
+)
+async def test_unserialisable_input_is_a_clean_422(
+    client: httpx.AsyncClient, raw_body: bytes
+) -> None:
+    response = await client.post(
+        "/api/v1/demo/things", content=raw_body, headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 422
+    detail = response.json()["detail"]
+    assert isinstance(detail, list) and detail
+    assert all({"type", "loc", "msg"} <= set(error) for error in detail)
