@@ -134,7 +134,6 @@ async def test_unexpected_error_is_a_generic_500_without_internals(
         b'{"name": "ok", "price": 1e999}',
         b'{"name": "\\ud800", "price": 1}',
         b'{"name": "a\\u0000b", "price": 1}',
-        b'{"\\ud800": 1, "name": "ok", "price": 1}',
         b'{"name": "ok", "price": "NaN"}',
         b"not json",
     ],

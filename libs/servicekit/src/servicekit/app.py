@@ -5,6 +5,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
 
+from servicekit.auth import KeySource, build_verifier
 from servicekit.db import Database
 from servicekit.errors import install_error_handlers
 from servicekit.health import router as health_router
@@ -23,11 +24,13 @@ def create_app(
     title: str,
     description: str = "",
     lifespan: Lifespan | None = None,
+    key_source: KeySource | None = None,
 ) -> FastAPI:
     """Build a service app serving every route under `/api/v1/<service>`.
 
     `lifespan` runs inside the shared one, so the database and Redis are ready when
-    it starts and still open when it ends.
+    it starts and still open when it ends. Tokens are verified with keys from the
+    auth service's JWKS unless `key_source` says otherwise (the auth service itself).
     """
     configure_logging(settings.SERVICE_NAME, settings.LOG_LEVEL)
     prefix = settings.api_prefix
@@ -36,6 +39,7 @@ def create_app(
     async def shared_lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.database = Database(settings.DATABASE_URL, pool_size=settings.DATABASE_POOL_SIZE)
         app.state.redis = create_redis(settings.REDIS_URL, timeout=settings.DEPENDENCY_TIMEOUT)
+        app.state.token_verifier = build_verifier(settings, key_source)
         try:
             if lifespan is None:
                 yield

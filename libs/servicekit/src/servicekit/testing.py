@@ -13,6 +13,7 @@ import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import asyncpg
 import httpx
@@ -22,6 +23,10 @@ from alembic.config import Config
 from fastapi import FastAPI
 
 from servicekit.db import metadata
+
+if TYPE_CHECKING:
+    from servicekit.auth import StaticKeySource
+    from servicekit.settings import ServiceSettings
 
 ADMIN_DSN_ENV = "TEST_POSTGRES_ADMIN_DSN"
 DEFAULT_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -63,6 +68,7 @@ __all__ = [
     "service_app",
     "service_dir",
     "service_name",
+    "tokens",
 ]
 
 
@@ -169,3 +175,59 @@ async def migrations_round_trip(service_dir: Path, database_url: str) -> list[ob
             return await connection.run_sync(_schema_differences)
     finally:
         await engine.dispose()
+
+
+class TokenFactory:
+    """Mints real signed tokens with a throwaway key, as the auth service would."""
+
+    def __init__(self, settings: "ServiceSettings") -> None:
+        from servicekit.keys import generate_private_key, public_jwk
+
+        self.settings = settings
+        self.private_key = generate_private_key(settings.AUTH_ALGORITHM)
+        self.kid = public_jwk(self.private_key.public_key())["kid"]
+
+    @property
+    def key_source(self) -> "StaticKeySource":
+        from servicekit.auth import StaticKeySource
+
+        return StaticKeySource({self.kid: self.private_key.public_key()})
+
+    def mint(
+        self,
+        user_id: uuid.UUID | None = None,
+        *,
+        roles: tuple[str, ...] = ("user",),
+        token_type: str = "access",
+        ttl_seconds: int = 900,
+        session_id: uuid.UUID | None = None,
+    ) -> str:
+        from servicekit.auth import issue_token
+
+        token, _ = issue_token(
+            private_key=self.private_key,
+            kid=self.kid,
+            algorithm=self.settings.AUTH_ALGORITHM,
+            issuer=self.settings.AUTH_ISSUER,
+            audience=self.settings.AUTH_AUDIENCE,
+            user_id=user_id or uuid.uuid4(),
+            session_id=session_id or uuid.uuid4(),
+            roles=list(roles),
+            token_type=token_type,  # type: ignore[arg-type]
+            ttl_seconds=ttl_seconds,
+            token_id=uuid.uuid4().hex,
+        )
+        return token
+
+    def headers(self, user_id: uuid.UUID | None = None, **kwargs: object) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.mint(user_id, **kwargs)}"}  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+def tokens(app: FastAPI) -> TokenFactory:
+    """Resource services verify against this factory's key instead of fetching a JWKS."""
+    from servicekit.auth import build_verifier
+
+    factory = TokenFactory(app.state.settings)
+    app.state.token_verifier = build_verifier(app.state.settings, factory.key_source)
+    return factory

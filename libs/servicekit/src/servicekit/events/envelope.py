@@ -1,0 +1,18 @@
+"""The envelope every event travels in, whoever produced it."""
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from servicekit.logging import request_id_var
+
+
+class Envelope(BaseModel):
+    id: uuid.UUID = Field(default_factory=uuid.uuid4)
+    type: str
+    occurred_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    producer: str
+    request_id: str | None = Field(default_factory=request_id_var.get)
+    data: dict[str, Any]
