@@ -6,10 +6,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from devstack.ports import free_port
-from devstack.servers import PostgresServer, RedisServer
 from fastapi import APIRouter, FastAPI
 from pydantic import BaseModel, Field
+
+from devstack.ports import free_port
+from devstack.servers import PostgresServer, RedisServer
 from servicekit.app import create_app
 from servicekit.errors import NotFound
 from servicekit.fields import bounded_text

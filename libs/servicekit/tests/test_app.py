@@ -4,6 +4,7 @@ import asyncio
 
 import httpx
 import pytest
+
 from devstack.servers import PostgresServer, RedisServer
 
 SECURITY_HEADERS = {

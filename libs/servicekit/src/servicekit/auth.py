@@ -16,11 +16,10 @@ from uuid import UUID
 
 import httpx
 import jwt
-import redis.exceptions
 from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
-from starlette.requests import HTTPConnection
 from redis.asyncio import Redis
+from starlette.requests import HTTPConnection
 
 from servicekit import revocation
 from servicekit.errors import DependencyUnavailable, Forbidden, Unauthorized
@@ -59,9 +58,7 @@ class StaticKeySource:
 class JwksKeySource:
     """Public keys from the auth service's JWKS, cached, refreshed on demand but rate-limited."""
 
-    def __init__(
-        self, url: str, *, algorithm: str, refresh_interval: float, ttl: float
-    ) -> None:
+    def __init__(self, url: str, *, algorithm: str, refresh_interval: float, ttl: float) -> None:
         self.url, self.algorithm = url, algorithm
         self.refresh_interval, self.ttl = refresh_interval, ttl
         self._keys: dict[str, Any] = {}
@@ -87,7 +84,7 @@ class JwksKeySource:
             except (httpx.HTTPError, ValueError, KeyError) as exc:
                 if not self._keys:
                     raise DependencyUnavailable("Signing keys cannot be fetched") from exc
-                logger.warning("jwks refresh failed; keeping cached keys", extra={"error": str(exc)})
+                logger.warning("jwks refresh failed; keeping cached keys", extra={"err": str(exc)})
                 self._fetched_at = now
                 return
             self._keys = {
@@ -148,8 +145,11 @@ class TokenVerifier:
         except jwt.InvalidTokenError as exc:
             raise InvalidToken("Invalid token") from exc
         if claims["type"] != expected_type:
-            raise InvalidToken(f"Not an {expected_type} token" if expected_type == "access"
-                               else f"Not a {expected_type} token")
+            raise InvalidToken(
+                f"Not an {expected_type} token"
+                if expected_type == "access"
+                else f"Not a {expected_type} token"
+            )
         return claims
 
     async def verify(self, token: str, redis: Redis, *, expected_type: TokenType) -> Principal:

@@ -5,8 +5,9 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from sqlalchemy import MetaData
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel import SQLModel
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 #: Deterministic constraint names, so Alembic can drop what it created.
 NAMING_CONVENTION = {
@@ -35,7 +36,9 @@ class Database:
             pool_timeout=connect_timeout,
             connect_args={"timeout": connect_timeout},
         )
-        self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+        self.sessionmaker = async_sessionmaker(
+            self.engine, class_=AsyncSession, expire_on_commit=False
+        )
 
     async def dispose(self) -> None:
         await self.engine.dispose()

@@ -1,12 +1,14 @@
-"""Liveness and readiness: `/health` says the process runs, `/ready` that its dependencies answer."""
+"""Liveness and readiness: `/health` says the process runs, `/ready` that its dependencies do."""
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 router = APIRouter(tags=["health"])
+Probe = Callable[[Request], Awaitable[bool]]
 
 
 @router.get("/health", summary="The process is up")
@@ -24,9 +26,9 @@ async def _redis_answers(request: Request) -> bool:
     return bool(await request.app.state.redis.ping())
 
 
-async def _check(probe, request: Request, timeout: float) -> str:  # type: ignore[no-untyped-def]
+async def _check(probe: Probe, request: Request, seconds: float) -> str:
     try:
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(seconds):
             await probe(request)
     except Exception:  # noqa: BLE001 - any failure means "not ready"; the name says which
         return "unavailable"

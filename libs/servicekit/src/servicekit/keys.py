@@ -44,7 +44,8 @@ def load_public_key(pem: bytes) -> PublicKey:
 
 
 def algorithm_of(key: PrivateKey | PublicKey) -> str:
-    return "EdDSA" if isinstance(key, ed25519.Ed25519PrivateKey | ed25519.Ed25519PublicKey) else "RS256"
+    is_ed25519 = isinstance(key, ed25519.Ed25519PrivateKey | ed25519.Ed25519PublicKey)
+    return "EdDSA" if is_ed25519 else "RS256"
 
 
 def public_jwk(key: PublicKey) -> dict[str, Any]:

@@ -231,3 +231,11 @@ def tokens(app: FastAPI) -> TokenFactory:
     factory = TokenFactory(app.state.settings)
     app.state.token_verifier = build_verifier(app.state.settings, factory.key_source)
     return factory
+
+
+#: A password that satisfies every service's rules; tests use it unless they test passwords.
+TEST_PASSWORD = "correct horse battery"
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}

@@ -1,5 +1,180 @@
-"""Tables of the auth service."""
+"""Tables and schemas of the auth service."""
+
+import uuid
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated
+
+import sqlalchemy as sa
+from pydantic import AfterValidator, BaseModel, EmailStr, StringConstraints
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlmodel import Field, SQLModel
 
 from servicekit.db import metadata
+from servicekit.events.outbox import OutboxEvent
+from servicekit.fields import Text, bounded_text
 
-__all__ = ["metadata"]
+__all__ = ["metadata", "OutboxEvent"]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _timestamp(**kwargs: object) -> object:
+    return Field(sa_type=sa.DateTime(timezone=True), **kwargs)  # type: ignore[call-overload]
+
+
+class Role(StrEnum):
+    USER = "user"
+    ADMIN = "admin"
+
+
+def _normalise_email(value: str) -> str:
+    return value.strip().lower()
+
+
+Email = Annotated[EmailStr, AfterValidator(_normalise_email)]
+Password = Annotated[Text, StringConstraints(min_length=8, max_length=128)]
+FullName = bounded_text(0, 100, strip=True)
+
+
+# ---- tables -------------------------------------------------------------------------------
+
+
+class Account(SQLModel, table=True):
+    __tablename__ = "account"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    #: Stored lower-cased: the unique index makes emails case-insensitive.
+    email: str = Field(max_length=320, unique=True)
+    password_hash: str = Field(max_length=255)
+    full_name: str | None = Field(default=None, max_length=100)
+    is_verified: bool = False
+    is_active: bool = True
+    roles: list[str] = Field(
+        default_factory=lambda: [Role.USER.value],
+        sa_type=ARRAY(sa.String(20)),  # type: ignore[call-overload]
+    )
+    created_at: datetime = _timestamp(default_factory=utcnow)  # type: ignore[assignment]
+    updated_at: datetime = _timestamp(default_factory=utcnow)  # type: ignore[assignment]
+
+
+class LoginSession(SQLModel, table=True):
+    """One login; its refresh token rotates, and only the current one's hash is kept."""
+
+    __tablename__ = "login_session"
+    __table_args__ = (sa.Index("ix_login_session_user_id_live", "user_id", "revoked_at"),)
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    user_id: uuid.UUID = Field(foreign_key="account.id", ondelete="CASCADE")
+    refresh_token_hash: str = Field(max_length=64)
+    user_agent: str | None = Field(default=None, max_length=512)
+    ip: str | None = Field(default=None, max_length=64)
+    created_at: datetime = _timestamp(default_factory=utcnow)  # type: ignore[assignment]
+    last_used_at: datetime = _timestamp(default_factory=utcnow)  # type: ignore[assignment]
+    expires_at: datetime = _timestamp()  # type: ignore[assignment]
+    revoked_at: datetime | None = _timestamp(default=None)  # type: ignore[assignment]
+
+
+class TokenPurpose(StrEnum):
+    VERIFY_EMAIL = "verify_email"
+    RESET_PASSWORD = "reset_password"
+
+
+class OneTimeToken(SQLModel, table=True):
+    """A mailed token (verification, reset): only its hash is stored, and it is spent once."""
+
+    __tablename__ = "one_time_token"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    user_id: uuid.UUID = Field(foreign_key="account.id", ondelete="CASCADE", index=True)
+    purpose: str = Field(max_length=20)
+    token_hash: str = Field(max_length=64, unique=True)
+    created_at: datetime = _timestamp(default_factory=utcnow)  # type: ignore[assignment]
+    expires_at: datetime = _timestamp()  # type: ignore[assignment]
+    used_at: datetime | None = _timestamp(default=None)  # type: ignore[assignment]
+
+
+# ---- schemas ------------------------------------------------------------------------------
+
+
+class AccountCreate(BaseModel):
+    email: Email
+    password: Password
+    full_name: FullName | None = None  # type: ignore[valid-type]
+
+
+class AccountPublic(BaseModel):
+    """What anyone may see of an account: never the password hash."""
+
+    id: uuid.UUID
+    email: str
+    full_name: str | None
+    is_verified: bool
+    is_active: bool
+    roles: list[str]
+    created_at: datetime
+
+
+class AccountList(BaseModel):
+    items: list[AccountPublic]
+    total: int
+    limit: int
+    offset: int
+
+
+class AccountAdminUpdate(BaseModel):
+    roles: list[Role] | None = Field(default=None, min_length=1, max_length=2)
+    is_active: bool | None = None
+
+
+class TokenPair(BaseModel):
+    access_token: str
+    refresh_token: str
+    token_type: str = "bearer"
+    expires_in: int
+
+
+class RefreshRequest(BaseModel):
+    refresh_token: Annotated[Text, StringConstraints(min_length=1, max_length=4096)]
+
+
+class LogoutRequest(BaseModel):
+    refresh_token: Annotated[Text, StringConstraints(min_length=1, max_length=4096)] | None = None
+
+
+class SessionPublic(BaseModel):
+    sid: uuid.UUID
+    created_at: datetime
+    last_used_at: datetime
+    user_agent: str | None
+    ip: str | None
+    current: bool
+
+
+class SessionList(BaseModel):
+    items: list[SessionPublic]
+    total: int
+
+
+class OneTimeTokenRequest(BaseModel):
+    token: Annotated[Text, StringConstraints(min_length=1, max_length=256)]
+
+
+class PasswordForgot(BaseModel):
+    email: Email
+
+
+class PasswordReset(BaseModel):
+    token: Annotated[Text, StringConstraints(min_length=1, max_length=256)]
+    new_password: Password
+
+
+class PasswordChange(BaseModel):
+    current_password: Annotated[Text, StringConstraints(min_length=1, max_length=128)]
+    new_password: Password
+
+
+class AccountDelete(BaseModel):
+    password: Annotated[Text, StringConstraints(min_length=1, max_length=128)]

@@ -1,5 +1,257 @@
 """HTTP routes of the auth service, all under `/api/v1/auth`."""
 
-from fastapi import APIRouter
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends, Query, Request, Response, status
+from fastapi.responses import HTMLResponse
+from fastapi.security import OAuth2PasswordRequestForm
+
+from auth import service
+from auth.deps import ClientAddress, KeyringDep, VerifierDep
+from auth.models import (
+    Account,
+    AccountAdminUpdate,
+    AccountCreate,
+    AccountDelete,
+    AccountList,
+    AccountPublic,
+    LogoutRequest,
+    OneTimeTokenRequest,
+    PasswordChange,
+    PasswordForgot,
+    PasswordReset,
+    RefreshRequest,
+    SessionList,
+    SessionPublic,
+    TokenPair,
+)
+from auth.pages import verification_page
+from servicekit.auth import AdminCaller, Caller
+from servicekit.db import SessionDep
+from servicekit.errors import BadRequest
+from servicekit.fields import Text
+from servicekit.redis import RedisDep
 
 router = APIRouter(tags=["auth"])
+
+Limit = Annotated[int, Query(ge=1, le=100)]
+Offset = Annotated[int, Query(ge=0)]
+UNAUTHORIZED: dict[int | str, dict[str, Any]] = {401: {"description": "Missing or invalid token"}}
+
+
+def _public(account: Account) -> AccountPublic:
+    return AccountPublic.model_validate(account, from_attributes=True)
+
+
+@router.post("/register", status_code=status.HTTP_201_CREATED, responses={409: {}})
+async def register(session: SessionDep, account_in: AccountCreate) -> AccountPublic:
+    """Create an account; a verification mail follows."""
+    return _public(await service.register(session=session, account_in=account_in))
+
+
+@router.post("/token", responses={401: {}, 429: {}})
+async def token(
+    request: Request,
+    session: SessionDep,
+    redis: RedisDep,
+    keyring: KeyringDep,
+    address: ClientAddress,
+    form: Annotated[OAuth2PasswordRequestForm, Depends()],
+) -> TokenPair:
+    """Log in with the OAuth2 password flow (`username` is the email)."""
+    account = await service.authenticate(
+        session=session, redis=redis, email=form.username, password=form.password, address=address
+    )
+    return await service.start_session(
+        session=session,
+        keyring=keyring,
+        account=account,
+        user_agent=request.headers.get("user-agent"),
+        ip=address,
+    )
+
+
+@router.post("/refresh", responses=UNAUTHORIZED)
+async def refresh(
+    session: SessionDep,
+    redis: RedisDep,
+    keyring: KeyringDep,
+    verifier: VerifierDep,
+    body: RefreshRequest,
+) -> TokenPair:
+    """Exchange a refresh token for a new pair; the presented one is spent."""
+    return await service.refresh(
+        session=session,
+        redis=redis,
+        keyring=keyring,
+        verifier=verifier,
+        refresh_token=body.refresh_token,
+    )
+
+
+@router.post("/logout", status_code=status.HTTP_204_NO_CONTENT, responses=UNAUTHORIZED)
+async def logout(
+    caller: Caller,
+    session: SessionDep,
+    redis: RedisDep,
+    verifier: VerifierDep,
+    body: Annotated[LogoutRequest | None, Body()] = None,
+) -> None:
+    """End this session: its access and refresh tokens stop working everywhere."""
+    await service.logout(
+        session=session,
+        redis=redis,
+        verifier=verifier,
+        caller=caller,
+        refresh_token=body.refresh_token if body else None,
+    )
+
+
+@router.post("/logout-all", status_code=status.HTTP_204_NO_CONTENT, responses=UNAUTHORIZED)
+async def logout_all(caller: Caller, session: SessionDep, redis: RedisDep) -> None:
+    """Every token issued to the caller so far stops working."""
+    await service.logout_all(session=session, redis=redis, caller=caller)
+
+
+@router.get("/me", responses=UNAUTHORIZED)
+async def read_me(caller: Caller, session: SessionDep) -> AccountPublic:
+    """The caller's account."""
+    return _public(await service.current_account(session=session, caller=caller))
+
+
+@router.delete("/me", status_code=status.HTTP_204_NO_CONTENT, responses={400: {}, 401: {}})
+async def delete_me(
+    caller: Caller, session: SessionDep, redis: RedisDep, body: AccountDelete
+) -> None:
+    """Delete the caller's account (password required); every service erases its data."""
+    await service.delete_account(
+        session=session, redis=redis, caller=caller, password=body.password
+    )
+
+
+@router.get("/sessions", responses=UNAUTHORIZED)
+async def list_sessions(
+    caller: Caller, session: SessionDep, limit: Limit = 20, offset: Offset = 0
+) -> SessionList:
+    """The caller's live login sessions, most recently used first."""
+    sessions, total = await service.list_sessions(
+        session=session, caller=caller, limit=limit, offset=offset
+    )
+    items = [
+        SessionPublic(
+            sid=login.id,
+            created_at=login.created_at,
+            last_used_at=login.last_used_at,
+            user_agent=login.user_agent,
+            ip=login.ip,
+            current=login.id == caller.session_id,
+        )
+        for login in sessions
+    ]
+    return SessionList(items=items, total=total, limit=limit, offset=offset)
+
+
+@router.delete(
+    "/sessions/{sid}", status_code=status.HTTP_204_NO_CONTENT, responses={401: {}, 404: {}}
+)
+async def end_session(caller: Caller, session: SessionDep, redis: RedisDep, sid: uuid.UUID) -> None:
+    """End one of the caller's sessions everywhere."""
+    await service.end_session(session=session, redis=redis, caller=caller, session_id=sid)
+
+
+@router.post("/verify-email", responses={400: {}})
+async def verify_email(session: SessionDep, body: OneTimeTokenRequest) -> AccountPublic:
+    """Confirm the email address with the token from the verification mail."""
+    return _public(await service.verify_email(session=session, token=body.token))
+
+
+@router.get("/verify-email", response_class=HTMLResponse, responses={400: {}})
+async def verify_email_link(
+    session: SessionDep, token: Annotated[Text, Query(min_length=1, max_length=256)]
+) -> HTMLResponse:
+    """The link in the verification mail: a small page that says how it went."""
+    try:
+        await service.verify_email(session=session, token=token)
+    except BadRequest as exc:
+        return HTMLResponse(verification_page(verified=False, detail=exc.detail), 400)
+    return HTMLResponse(verification_page(verified=True))
+
+
+@router.post(
+    "/verify-email/resend",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses={401: {}, 409: {}, 429: {}},
+)
+async def resend_verification(caller: Caller, session: SessionDep, redis: RedisDep) -> Response:
+    """Send a new verification mail."""
+    await service.resend_verification(session=session, redis=redis, caller=caller)
+    return Response(status_code=status.HTTP_202_ACCEPTED)
+
+
+@router.post("/password/forgot", status_code=status.HTTP_202_ACCEPTED)
+async def forgot_password(session: SessionDep, redis: RedisDep, body: PasswordForgot) -> Response:
+    """Mail a reset link if the email is known; the answer is the same either way."""
+    await service.forgot_password(session=session, redis=redis, email=body.email)
+    return Response(status_code=status.HTTP_202_ACCEPTED)
+
+
+@router.post("/password/reset", status_code=status.HTTP_204_NO_CONTENT, responses={400: {}})
+async def reset_password(session: SessionDep, redis: RedisDep, body: PasswordReset) -> None:
+    """Set a new password with the mailed token; every existing token is revoked."""
+    await service.reset_password(
+        session=session, redis=redis, token=body.token, new_password=body.new_password
+    )
+
+
+@router.post(
+    "/password/change", status_code=status.HTTP_204_NO_CONTENT, responses={400: {}, 401: {}}
+)
+async def change_password(
+    caller: Caller, session: SessionDep, redis: RedisDep, body: PasswordChange
+) -> None:
+    """Change the password; every existing token is revoked."""
+    await service.change_password(
+        session=session,
+        redis=redis,
+        caller=caller,
+        current_password=body.current_password,
+        new_password=body.new_password,
+    )
+
+
+@router.get("/accounts", responses={401: {}, 403: {}})
+async def list_accounts(
+    _: AdminCaller,
+    session: SessionDep,
+    q: Annotated[Text | None, Query(max_length=320)] = None,
+    limit: Limit = 20,
+    offset: Offset = 0,
+) -> AccountList:
+    """Every account, newest first; `q` filters by email (admin only)."""
+    accounts, total = await service.list_accounts(session=session, q=q, limit=limit, offset=offset)
+    return AccountList(
+        items=[_public(account) for account in accounts], total=total, limit=limit, offset=offset
+    )
+
+
+@router.patch("/accounts/{account_id}", responses={401: {}, 403: {}, 404: {}})
+async def update_account(
+    admin: AdminCaller,
+    session: SessionDep,
+    redis: RedisDep,
+    account_id: uuid.UUID,
+    changes: AccountAdminUpdate,
+) -> AccountPublic:
+    """Change roles or activation; the account's current tokens are revoked (admin only)."""
+    account = await service.update_account(
+        session=session, redis=redis, admin=admin, account_id=account_id, changes=changes
+    )
+    return _public(account)
+
+
+@router.get("/.well-known/jwks.json")
+async def jwks(keyring: KeyringDep, response: Response) -> dict[str, list[dict[str, Any]]]:
+    """Public keys that verify our tokens; several during a key rotation."""
+    response.headers["Cache-Control"] = "public, max-age=300"
+    return keyring.jwks

@@ -1,0 +1,525 @@
+"""Business rules of the auth service: small async functions the routes call.
+
+Revocation is written to Redis *before* the database commits: if Redis is down the
+request fails with 503 and changes nothing; if the commit fails afterwards, the
+tokens are merely revoked early, which is the safe side.
+"""
+
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import sqlalchemy as sa
+from redis.asyncio import Redis
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, func, select
+
+from auth import passwords, throttle
+from auth.keyring import Keyring
+from auth.models import (
+    Account,
+    AccountAdminUpdate,
+    AccountCreate,
+    LoginSession,
+    OneTimeToken,
+    Role,
+    TokenPair,
+    TokenPurpose,
+)
+from auth.settings import settings
+from auth.tokens import mint_pair, new_one_time_token, sha256
+from servicekit import revocation
+from servicekit.auth import InvalidToken, Principal, TokenVerifier, principal_from_claims
+from servicekit.errors import BadRequest, Conflict, NotFound, TooManyRequests, Unauthorized
+from servicekit.events.outbox import add_event
+
+PRODUCER = "auth"
+INVALID_CREDENTIALS = "Incorrect email or password"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+# ---- accounts -----------------------------------------------------------------------------
+
+
+async def get_account(*, session: AsyncSession, account_id: uuid.UUID) -> Account | None:
+    return await session.get(Account, account_id)
+
+
+async def get_account_by_email(*, session: AsyncSession, email: str) -> Account | None:
+    result = await session.exec(select(Account).where(Account.email == email.lower()))
+    return result.first()
+
+
+async def _issue_one_time_token(
+    *, session: AsyncSession, user_id: uuid.UUID, purpose: TokenPurpose, ttl: int
+) -> str:
+    token = new_one_time_token()
+    session.add(
+        OneTimeToken(
+            user_id=user_id,
+            purpose=purpose.value,
+            token_hash=sha256(token),
+            expires_at=_now() + timedelta(seconds=ttl),
+        )
+    )
+    return token
+
+
+async def register(*, session: AsyncSession, account_in: AccountCreate) -> Account:
+    """Create an account and announce it with its verification token, in one transaction."""
+    if await get_account_by_email(session=session, email=account_in.email):
+        raise Conflict("An account with this email already exists")
+    account = Account(
+        email=account_in.email,
+        password_hash=await passwords.hash_password(account_in.password),
+        full_name=account_in.full_name or None,
+    )
+    session.add(account)
+    token = await _issue_one_time_token(
+        session=session,
+        user_id=account.id,
+        purpose=TokenPurpose.VERIFY_EMAIL,
+        ttl=settings.VERIFICATION_TOKEN_TTL,
+    )
+    add_event(
+        session,
+        type="user.registered",
+        producer=PRODUCER,
+        data={
+            "user_id": str(account.id),
+            "email": account.email,
+            "full_name": account.full_name,
+            "verification_token": token,
+        },
+    )
+    try:
+        await session.commit()
+    except IntegrityError:
+        # Two registrations raced; the unique index let exactly one through.
+        await session.rollback()
+        raise Conflict("An account with this email already exists") from None
+    return account
+
+
+async def ensure_first_admin(*, session: AsyncSession, email: str, password: str) -> None:
+    """Idempotent: several replicas may start at once, the unique index keeps one admin."""
+    email = email.strip().lower()
+    if await get_account_by_email(session=session, email=email):
+        return
+    account = Account(
+        email=email,
+        password_hash=await passwords.hash_password(password),
+        full_name="Administrator",
+        is_verified=True,
+        roles=[Role.USER.value, Role.ADMIN.value],
+    )
+    session.add(account)
+    add_event(
+        session,
+        type="user.registered",
+        producer=PRODUCER,
+        data={
+            "user_id": str(account.id),
+            "email": account.email,
+            "full_name": account.full_name,
+            "verification_token": None,
+        },
+    )
+    try:
+        await session.commit()
+    except IntegrityError:
+        await session.rollback()
+
+
+async def list_accounts(
+    *, session: AsyncSession, q: str | None, limit: int, offset: int
+) -> tuple[list[Account], int]:
+    query = select(Account)
+    if q:
+        escaped = q.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        query = query.where(col(Account.email).like(f"%{escaped}%", escape="\\"))
+    total = (await session.exec(select(func.count()).select_from(query.subquery()))).one()
+    page = await session.exec(
+        query.order_by(col(Account.created_at).desc(), col(Account.id)).limit(limit).offset(offset)
+    )
+    return list(page.all()), total
+
+
+async def update_account(
+    *,
+    session: AsyncSession,
+    redis: Redis,
+    admin: Principal,
+    account_id: uuid.UUID,
+    changes: AccountAdminUpdate,
+) -> Account:
+    """Roles and activation; both end the account's current tokens (roles live in tokens)."""
+    account = await get_account(session=session, account_id=account_id)
+    if account is None:
+        raise NotFound("Account not found")
+    if account.id == admin.user_id and (
+        changes.is_active is False
+        or (changes.roles is not None and Role.ADMIN not in changes.roles)
+    ):
+        raise BadRequest("You cannot deactivate yourself or remove your own admin role")
+    new_roles = sorted({role.value for role in changes.roles}) if changes.roles else account.roles
+    new_active = account.is_active if changes.is_active is None else changes.is_active
+    if new_roles != sorted(account.roles) or new_active != account.is_active:
+        await _revoke_all_tokens(session=session, redis=redis, user_id=account.id)
+        account.roles = new_roles
+        account.is_active = new_active
+        account.updated_at = _now()
+        session.add(account)
+        await session.commit()
+    return account
+
+
+async def delete_account(
+    *, session: AsyncSession, redis: Redis, caller: Principal, password: str
+) -> None:
+    """Erase the account at once; other services erase their data on `user.deleted`."""
+    account = await _account_with_password(session=session, caller=caller, password=password)
+    await _revoke_all_tokens(session=session, redis=redis, user_id=account.id)
+    await session.delete(account)
+    add_event(session, type="user.deleted", producer=PRODUCER, data={"user_id": str(account.id)})
+    await session.commit()
+
+
+async def _account_with_password(
+    *, session: AsyncSession, caller: Principal, password: str
+) -> Account:
+    account = await _live_account(session=session, user_id=caller.user_id)
+    if not await passwords.verify_password(account.password_hash, password):
+        raise BadRequest("Current password is incorrect")
+    return account
+
+
+async def _live_account(*, session: AsyncSession, user_id: uuid.UUID) -> Account:
+    """The token was valid, but the account may have gone since: treat it as signed out."""
+    account = await get_account(session=session, account_id=user_id)
+    if account is None or not account.is_active:
+        raise Unauthorized("Account no longer available")
+    return account
+
+
+async def current_account(*, session: AsyncSession, caller: Principal) -> Account:
+    return await _live_account(session=session, user_id=caller.user_id)
+
+
+# ---- login and sessions -------------------------------------------------------------------
+
+
+async def authenticate(
+    *, session: AsyncSession, redis: Redis, email: str, password: str, address: str
+) -> Account:
+    """Identical answers for an unknown email and a wrong password, in content and in time."""
+    email = email.strip().lower()
+    await throttle.ensure_login_allowed(redis, email=email, address=address)
+    account = await get_account_by_email(session=session, email=email)
+    password_hash = account.password_hash if account else None
+    if not await passwords.verify_password(password_hash, password) or account is None:
+        await throttle.record_login_failure(redis, email=email, address=address)
+        raise Unauthorized(INVALID_CREDENTIALS)
+    if not account.is_active:
+        raise Unauthorized("Account is deactivated")
+    await throttle.clear_account_failures(redis, email=email)
+    if passwords.needs_rehash(account.password_hash):
+        account.password_hash = await passwords.hash_password(password)
+        session.add(account)
+    return account
+
+
+async def start_session(
+    *,
+    session: AsyncSession,
+    keyring: Keyring,
+    account: Account,
+    user_agent: str | None,
+    ip: str | None,
+) -> TokenPair:
+    login = LoginSession(
+        user_id=account.id,
+        refresh_token_hash="",
+        user_agent=(user_agent or None) and user_agent[:512],
+        ip=ip,
+        expires_at=_now() + timedelta(seconds=settings.REFRESH_TOKEN_TTL),
+    )
+    pair = mint_pair(keyring, account, login.id)
+    login.refresh_token_hash = sha256(pair.refresh_token)
+    session.add(login)
+    await session.commit()
+    return pair
+
+
+async def refresh(
+    *,
+    session: AsyncSession,
+    redis: Redis,
+    keyring: Keyring,
+    verifier: TokenVerifier,
+    refresh_token: str,
+) -> TokenPair:
+    """Rotate: the presented token is spent. A spent one presented again ends its session.
+
+    The swap is a single conditional UPDATE, so of two concurrent refreshes exactly one
+    matches the current hash; the other is, by definition, a reuse.
+    """
+    try:
+        principal = await verifier.verify(refresh_token, redis, expected_type="refresh")
+    except InvalidToken as exc:
+        raise Unauthorized(str(exc)) from exc
+    account = await _live_account(session=session, user_id=principal.user_id)
+    pair = mint_pair(keyring, account, principal.session_id)
+    now = _now()
+    swapped = await session.exec(
+        sa.update(LoginSession)
+        .where(
+            col(LoginSession.id) == principal.session_id,
+            col(LoginSession.user_id) == principal.user_id,
+            col(LoginSession.refresh_token_hash) == sha256(refresh_token),
+            col(LoginSession.revoked_at).is_(None),
+            col(LoginSession.expires_at) > now,
+        )
+        .values(
+            refresh_token_hash=sha256(pair.refresh_token),
+            last_used_at=now,
+            expires_at=now + timedelta(seconds=settings.REFRESH_TOKEN_TTL),
+        )
+        .returning(col(LoginSession.id))
+    )
+    if swapped.first() is None:
+        await session.rollback()
+        await _end_sessions(session=session, redis=redis, session_ids=[principal.session_id])
+        await session.commit()
+        raise Unauthorized("Refresh token already used; the session has been ended")
+    await session.commit()
+    return pair
+
+
+async def _end_sessions(
+    *, session: AsyncSession, redis: Redis, session_ids: list[uuid.UUID]
+) -> None:
+    await revocation.revoke_sessions(redis, session_ids, ttl_seconds=settings.REFRESH_TOKEN_TTL)
+    await session.exec(
+        sa.update(LoginSession)
+        .where(col(LoginSession.id).in_(session_ids), col(LoginSession.revoked_at).is_(None))
+        .values(revoked_at=_now())
+    )
+
+
+async def _revoke_all_tokens(*, session: AsyncSession, redis: Redis, user_id: uuid.UUID) -> None:
+    """Logout-all and everything like it: a "not valid before" plus every session ended."""
+    await revocation.revoke_user_tokens_issued_before(
+        redis, user_id, timestamp=time.time(), ttl_seconds=settings.REFRESH_TOKEN_TTL
+    )
+    await session.exec(
+        sa.update(LoginSession)
+        .where(col(LoginSession.user_id) == user_id, col(LoginSession.revoked_at).is_(None))
+        .values(revoked_at=_now())
+    )
+
+
+async def logout(
+    *,
+    session: AsyncSession,
+    redis: Redis,
+    verifier: TokenVerifier,
+    caller: Principal,
+    refresh_token: str | None,
+) -> None:
+    """End the caller's session, and the refresh token's if it is another of theirs."""
+    session_ids = [caller.session_id]
+    if refresh_token:
+        try:
+            claims = await verifier.decode(refresh_token, expected_type="refresh")
+            other = principal_from_claims(claims)
+        except InvalidToken:
+            other = None  # like RFC 7009: an unusable token needs no revoking
+        if other is not None and other.user_id == caller.user_id:
+            session_ids.append(other.session_id)
+    await _end_sessions(session=session, redis=redis, session_ids=sorted(set(session_ids)))
+    await session.commit()
+
+
+async def logout_all(*, session: AsyncSession, redis: Redis, caller: Principal) -> None:
+    await _revoke_all_tokens(session=session, redis=redis, user_id=caller.user_id)
+    await session.commit()
+
+
+def _live_sessions_of(user_id: uuid.UUID):  # type: ignore[no-untyped-def]
+    return select(LoginSession).where(
+        col(LoginSession.user_id) == user_id,
+        col(LoginSession.revoked_at).is_(None),
+        col(LoginSession.expires_at) > _now(),
+    )
+
+
+async def list_sessions(
+    *, session: AsyncSession, caller: Principal, limit: int, offset: int
+) -> tuple[list[LoginSession], int]:
+    query = _live_sessions_of(caller.user_id)
+    total = (await session.exec(select(func.count()).select_from(query.subquery()))).one()
+    page = await session.exec(
+        query.order_by(col(LoginSession.last_used_at).desc()).limit(limit).offset(offset)
+    )
+    return list(page.all()), total
+
+
+async def end_session(
+    *, session: AsyncSession, redis: Redis, caller: Principal, session_id: uuid.UUID
+) -> None:
+    """Another user's session, or one already over, is simply not found."""
+    query = _live_sessions_of(caller.user_id).where(col(LoginSession.id) == session_id)
+    if (await session.exec(query)).first() is None:
+        raise NotFound("Session not found")
+    await _end_sessions(session=session, redis=redis, session_ids=[session_id])
+    await session.commit()
+
+
+# ---- email verification and passwords -----------------------------------------------------
+
+
+async def _spend_one_time_token(
+    *, session: AsyncSession, token: str, purpose: TokenPurpose
+) -> uuid.UUID:
+    """Single use even under concurrency: the UPDATE only matches an unspent, live token."""
+    spent = await session.exec(
+        sa.update(OneTimeToken)
+        .where(
+            col(OneTimeToken.token_hash) == sha256(token),
+            col(OneTimeToken.purpose) == purpose.value,
+            col(OneTimeToken.used_at).is_(None),
+            col(OneTimeToken.expires_at) > _now(),
+        )
+        .values(used_at=_now())
+        .returning(col(OneTimeToken.user_id))
+    )
+    user_id = spent.scalar_one_or_none()
+    if user_id is None:
+        raise BadRequest("Invalid, expired or already used token")
+    return user_id
+
+
+async def verify_email(*, session: AsyncSession, token: str) -> Account:
+    user_id = await _spend_one_time_token(
+        session=session, token=token, purpose=TokenPurpose.VERIFY_EMAIL
+    )
+    account = await get_account(session=session, account_id=user_id)
+    if account is None:
+        raise BadRequest("Invalid, expired or already used token")
+    account.is_verified = True
+    account.updated_at = _now()
+    session.add(account)
+    await session.commit()
+    return account
+
+
+async def resend_verification(*, session: AsyncSession, redis: Redis, caller: Principal) -> None:
+    account = await _live_account(session=session, user_id=caller.user_id)
+    if account.is_verified:
+        raise Conflict("Email is already verified")
+    purpose = TokenPurpose.VERIFY_EMAIL.value
+    if not await throttle.claim_mail_slot(redis, purpose=purpose, user_id=str(account.id)):
+        retry_after = await throttle.mail_slot_retry_after(
+            redis, purpose=purpose, user_id=str(account.id)
+        )
+        raise TooManyRequests(retry_after, "A verification mail was sent recently")
+    token = await _issue_one_time_token(
+        session=session,
+        user_id=account.id,
+        purpose=TokenPurpose.VERIFY_EMAIL,
+        ttl=settings.VERIFICATION_TOKEN_TTL,
+    )
+    add_event(
+        session,
+        type="auth.verification_requested",
+        producer=PRODUCER,
+        data={"user_id": str(account.id), "email": account.email, "verification_token": token},
+    )
+    await session.commit()
+
+
+async def forgot_password(*, session: AsyncSession, redis: Redis, email: str) -> None:
+    """Silent for unknown emails and for repeated requests: the answer never differs."""
+    account = await get_account_by_email(session=session, email=email)
+    if account is None or not account.is_active:
+        return
+    purpose = TokenPurpose.RESET_PASSWORD.value
+    if not await throttle.claim_mail_slot(redis, purpose=purpose, user_id=str(account.id)):
+        return
+    token = await _issue_one_time_token(
+        session=session,
+        user_id=account.id,
+        purpose=TokenPurpose.RESET_PASSWORD,
+        ttl=settings.RESET_TOKEN_TTL,
+    )
+    add_event(
+        session,
+        type="auth.password_reset_requested",
+        producer=PRODUCER,
+        data={"user_id": str(account.id), "email": account.email, "reset_token": token},
+    )
+    await session.commit()
+
+
+async def _set_password(
+    *, session: AsyncSession, redis: Redis, account: Account, new_password: str
+) -> None:
+    await _revoke_all_tokens(session=session, redis=redis, user_id=account.id)
+    account.password_hash = await passwords.hash_password(new_password)
+    account.updated_at = _now()
+    session.add(account)
+
+
+async def reset_password(
+    *, session: AsyncSession, redis: Redis, token: str, new_password: str
+) -> None:
+    user_id = await _spend_one_time_token(
+        session=session, token=token, purpose=TokenPurpose.RESET_PASSWORD
+    )
+    account = await get_account(session=session, account_id=user_id)
+    if account is None or not account.is_active:
+        raise BadRequest("Invalid, expired or already used token")
+    await _set_password(session=session, redis=redis, account=account, new_password=new_password)
+    # The mailbox owner proved it: older reset links die with this one.
+    await session.exec(
+        sa.update(OneTimeToken)
+        .where(
+            col(OneTimeToken.user_id) == account.id,
+            col(OneTimeToken.purpose) == TokenPurpose.RESET_PASSWORD.value,
+            col(OneTimeToken.used_at).is_(None),
+        )
+        .values(used_at=_now())
+    )
+    add_event(
+        session,
+        type="auth.password_changed",
+        producer=PRODUCER,
+        data={"user_id": str(account.id), "email": account.email},
+    )
+    await session.commit()
+
+
+async def change_password(
+    *,
+    session: AsyncSession,
+    redis: Redis,
+    caller: Principal,
+    current_password: str,
+    new_password: str,
+) -> None:
+    account = await _account_with_password(
+        session=session, caller=caller, password=current_password
+    )
+    await _set_password(session=session, redis=redis, account=account, new_password=new_password)
+    add_event(
+        session,
+        type="auth.password_changed",
+        producer=PRODUCER,
+        data={"user_id": str(account.id), "email": account.email},
+    )
+    await session.commit()

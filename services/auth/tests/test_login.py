@@ -1,0 +1,94 @@
+import time
+from typing import Any
+
+import httpx
+
+from servicekit.testing import TEST_PASSWORD as PASSWORD
+from servicekit.testing import bearer
+
+URL = "/api/v1/auth/token"
+
+
+async def test_login_returns_a_bearer_pair(client: httpx.AsyncClient, register: Any) -> None:
+    account = await register("carol@example.com")
+    response = await client.post(URL, data={"username": "Carol@Example.com", "password": PASSWORD})
+    assert response.status_code == 200
+    body = response.json()
+    assert body["token_type"] == "bearer"
+    assert body["expires_in"] == 900
+    me = await client.get("/api/v1/auth/me", headers=bearer(body["access_token"]))
+    assert me.status_code == 200
+    assert me.json()["id"] == account["id"]
+
+
+async def test_unknown_email_and_wrong_password_answer_identically(
+    client: httpx.AsyncClient, register: Any
+) -> None:
+    await register("dave@example.com")
+    wrong_password = await client.post(
+        URL, data={"username": "dave@example.com", "password": "x" * 9}
+    )
+    unknown = await client.post(URL, data={"username": "nobody@example.com", "password": "x" * 9})
+    assert wrong_password.status_code == unknown.status_code == 401
+    assert wrong_password.json() == unknown.json() == {"detail": "Incorrect email or password"}
+    assert wrong_password.headers["www-authenticate"] == unknown.headers["www-authenticate"]
+
+
+async def test_unknown_email_still_costs_a_password_hash(
+    client: httpx.AsyncClient, register: Any
+) -> None:
+    await register("erin@example.com")
+    timings = {}
+    for username in ("erin@example.com", "ghost@example.com"):
+        started = time.perf_counter()
+        await client.post(URL, data={"username": username, "password": "wrong password"})
+        timings[username] = time.perf_counter() - started
+    # Not a benchmark: only that the unknown email did not skip hashing (a 10x gap would).
+    assert timings["ghost@example.com"] > timings["erin@example.com"] / 5
+
+
+async def test_repeated_failures_are_429_with_retry_after(
+    client: httpx.AsyncClient, register: Any
+) -> None:
+    await register("frank@example.com")
+    for _ in range(5):
+        failed = await client.post(
+            URL, data={"username": "frank@example.com", "password": "nope nope"}
+        )
+        assert failed.status_code == 401
+    locked = await client.post(URL, data={"username": "frank@example.com", "password": PASSWORD})
+    assert locked.status_code == 429
+    assert 0 < int(locked.headers["retry-after"]) <= 900
+    assert locked.json()["detail"]
+
+
+async def test_failures_from_one_address_throttle_every_account_it_tries(
+    client: httpx.AsyncClient,
+) -> None:
+    for attempt in range(20):
+        answer = await client.post(
+            URL, data={"username": f"u{attempt}@example.com", "password": "n" * 9}
+        )
+        assert answer.status_code == 401
+    blocked = await client.post(URL, data={"username": "other@example.com", "password": "n" * 9})
+    assert blocked.status_code == 429
+    assert int(blocked.headers["retry-after"]) > 0
+
+
+async def test_deactivated_account_cannot_log_in(
+    client: httpx.AsyncClient, register: Any, admin: dict
+) -> None:
+    account = await register("gina@example.com")
+    patched = await client.patch(
+        f"/api/v1/auth/accounts/{account['id']}",
+        json={"is_active": False},
+        headers=bearer(admin["access_token"]),
+    )
+    assert patched.status_code == 200
+    response = await client.post(URL, data={"username": "gina@example.com", "password": PASSWORD})
+    assert response.status_code == 401
+
+
+async def test_login_form_requires_both_fields(client: httpx.AsyncClient) -> None:
+    response = await client.post(URL, data={"username": "x@example.com"})
+    assert response.status_code == 422
