@@ -1,0 +1,59 @@
+"""The end-to-end suite talks only to GATEWAY_URL and MAILBOX_URL.
+
+When they are unset, a private native stack (its own PostgreSQL, Redis, ports and
+temporary directory) is started for the session and stopped afterwards; point
+them at `docker compose up` to run the same suite against containers.
+"""
+
+import os
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from servicekit.testing import TEST_PASSWORD as PASSWORD
+
+
+@pytest.fixture(scope="session")
+def endpoints() -> Iterator[dict[str, str]]:
+    gateway, mailbox = os.environ.get("GATEWAY_URL"), os.environ.get("MAILBOX_URL")
+    if gateway and mailbox:
+        yield {"gateway": gateway.rstrip("/"), "mailbox": mailbox.rstrip("/")}
+        return
+    from devstack.stack import Stack, StackConfig
+
+    stack = Stack(StackConfig.isolated())
+    stack.start()
+    try:
+        yield {"gateway": stack.config.gateway_url, "mailbox": stack.config.mailbox_url}
+    finally:
+        stack.stop()
+
+
+@pytest.fixture(scope="session")
+def gateway_url(endpoints: dict[str, str]) -> str:
+    return endpoints["gateway"]
+
+
+@pytest.fixture(scope="session")
+def mailbox_url(endpoints: dict[str, str]) -> str:
+    return endpoints["mailbox"]
+
+
+@pytest.fixture
+def api(gateway_url: str) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=gateway_url, timeout=10.0) as client:
+        yield client
+
+
+@pytest.fixture
+def new_user(api: httpx.Client) -> dict[str, Any]:
+    """A fresh account per test, logged in: tests never share users, so any order works."""
+    email = f"e2e-{uuid.uuid4().hex[:12]}@example.com"
+    registered = api.post("/api/v1/auth/register", json={"email": email, "password": PASSWORD})
+    assert registered.status_code == 201, registered.text
+    tokens = api.post("/api/v1/auth/token", data={"username": email, "password": PASSWORD})
+    assert tokens.status_code == 200, tokens.text
+    return {"email": email, "account": registered.json(), **tokens.json()}
