@@ -9,6 +9,7 @@ claims, then asks Redis in one round trip whether the token was revoked.
 import asyncio
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, Protocol
@@ -28,6 +29,7 @@ from servicekit.settings import ServiceSettings
 logger = logging.getLogger(__name__)
 
 TokenType = Literal["access", "refresh"]
+TOKEN_TYPES = ("access", "refresh")
 REQUIRED_CLAIMS = ["iss", "aud", "sub", "iat", "exp", "jti", "sid", "type", "roles"]
 
 #: The Swagger "Authorize" button posts the password form here, through the gateway.
@@ -114,10 +116,41 @@ class Principal:
 class TokenVerifier:
     """Signature and claims (sync, pure CPU) then revocation (one Redis round trip)."""
 
-    def __init__(self, keys: KeySource, *, issuer: str, audience: str, algorithm: str) -> None:
+    def __init__(
+        self,
+        keys: KeySource,
+        *,
+        issuer: str,
+        audience: str,
+        algorithm: str,
+        cache_size: int = 10_000,
+    ) -> None:
         self.keys, self.issuer, self.audience, self.algorithm = keys, issuer, audience, algorithm
+        # A client sends the same token many times; its signature need not be checked again.
+        # Keyed by the whole token, so a cached entry can only ever match identical bytes.
+        self._verified: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self._cache_size = cache_size
 
     async def decode(self, token: str, *, expected_type: TokenType) -> dict[str, Any]:
+        claims = self._verified.get(token)
+        if claims is None:
+            claims = await self._decode_and_verify(token)
+            self._remember(token, claims)
+        elif claims["exp"] <= time.time():
+            raise InvalidToken("Token expired")
+        if claims["type"] != expected_type:
+            article = "an" if expected_type == "access" else "a"
+            raise InvalidToken(f"Not {article} {expected_type} token")
+        return claims
+
+    def _remember(self, token: str, claims: dict[str, Any]) -> None:
+        if self._cache_size <= 0:
+            return
+        self._verified[token] = claims
+        if len(self._verified) > self._cache_size:
+            self._verified.popitem(last=False)
+
+    async def _decode_and_verify(self, token: str) -> dict[str, Any]:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.InvalidTokenError as exc:
@@ -144,12 +177,8 @@ class TokenVerifier:
             raise InvalidToken("Token expired") from exc
         except jwt.InvalidTokenError as exc:
             raise InvalidToken("Invalid token") from exc
-        if claims["type"] != expected_type:
-            raise InvalidToken(
-                f"Not an {expected_type} token"
-                if expected_type == "access"
-                else f"Not a {expected_type} token"
-            )
+        if not isinstance(claims["exp"], int | float) or claims["type"] not in TOKEN_TYPES:
+            raise InvalidToken("Invalid token claims")
         return claims
 
     async def verify(self, token: str, redis: Redis, *, expected_type: TokenType) -> Principal:
