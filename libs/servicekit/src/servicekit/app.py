@@ -1,13 +1,15 @@
 """`create_app`: the one call that gives a service its logging, errors, health and docs."""
 
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
 
 from servicekit.auth import KeySource, build_verifier
 from servicekit.db import Database
 from servicekit.errors import install_error_handlers
+from servicekit.events.envelope import Handler
+from servicekit.events.workers import Worker, build_consumer, build_relay, running
 from servicekit.health import router as health_router
 from servicekit.logging import configure_logging
 from servicekit.middleware import RequestContextMiddleware
@@ -25,12 +27,16 @@ def create_app(
     description: str = "",
     lifespan: Lifespan | None = None,
     key_source: KeySource | None = None,
+    publishes_events: bool = False,
+    event_handlers: Mapping[str, Handler] | None = None,
 ) -> FastAPI:
     """Build a service app serving every route under `/api/v1/<service>`.
 
     `lifespan` runs inside the shared one, so the database and Redis are ready when
     it starts and still open when it ends. Tokens are verified with keys from the
     auth service's JWKS unless `key_source` says otherwise (the auth service itself).
+    A service that `publishes_events` runs the outbox relay; one with `event_handlers`
+    consumes the stream through its own consumer group (unless RUN_EVENT_WORKERS=false).
     """
     configure_logging(settings.SERVICE_NAME, settings.LOG_LEVEL)
     prefix = settings.api_prefix
@@ -40,12 +46,17 @@ def create_app(
         app.state.database = Database(settings.DATABASE_URL, pool_size=settings.DATABASE_POOL_SIZE)
         app.state.redis = create_redis(settings.REDIS_URL, timeout=settings.DEPENDENCY_TIMEOUT)
         app.state.token_verifier = build_verifier(settings, key_source)
+        workers: list[Worker] = []
+        if settings.RUN_EVENT_WORKERS and publishes_events:
+            workers.append(build_relay(app).run)
+        if settings.RUN_EVENT_WORKERS and event_handlers:
+            workers.append(build_consumer(app, event_handlers).run)
         try:
-            if lifespan is None:
+            async with AsyncExitStack() as stack:
+                if lifespan is not None:
+                    await stack.enter_async_context(lifespan(app))
+                await stack.enter_async_context(running(*workers))
                 yield
-            else:
-                async with lifespan(app):
-                    yield
         finally:
             await app.state.redis.aclose()
             await app.state.database.dispose()

@@ -35,6 +35,17 @@ class ServiceSettings(BaseSettings):
     #: Seconds the key set is trusted before it is fetched again in the background.
     JWKS_CACHE_TTL: float = 300.0
 
+    # Events between services (Redis Streams).
+    #: Run the outbox relay and the event consumer inside the service process.
+    RUN_EVENT_WORKERS: bool = True
+    EVENT_STREAM: str = "events"
+    #: A message pending this long on a silent consumer is claimed by a live one.
+    EVENT_CLAIM_IDLE_MS: int = 30_000
+    #: Attempts of a failing handler before the event is parked in the dead-letter stream.
+    EVENT_MAX_ATTEMPTS: int = 3
+    #: Seconds the relay sleeps when the outbox is empty.
+    OUTBOX_POLL_INTERVAL: float = 0.2
+
     @property
     def api_prefix(self) -> str:
         return f"/api/v1/{self.SERVICE_NAME}"

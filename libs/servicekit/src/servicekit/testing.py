@@ -50,6 +50,8 @@ def prepare_environment(service: str) -> None:
     os.environ["TEST_REDIS_PORT"] = str(free_port())
     os.environ["REDIS_URL"] = f"redis://127.0.0.1:{os.environ['TEST_REDIS_PORT']}/0"
     os.environ["ENVIRONMENT"] = "test"
+    # Tests drive the relay and the consumer themselves, step by step.
+    os.environ["RUN_EVENT_WORKERS"] = "false"
     os.environ["SERVICE_NAME"] = service
 
 

@@ -36,4 +36,5 @@ app = create_app(
     lifespan=lifespan,
     # The auth service verifies with its own keyring: no HTTP call to itself.
     key_source=StaticKeySource(keyring.public_keys),
+    publishes_events=True,
 )

@@ -1,10 +1,12 @@
 """The envelope every event travels in, whoever produced it."""
 
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel, Field
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from servicekit.logging import request_id_var
 
@@ -16,3 +18,7 @@ class Envelope(BaseModel):
     producer: str
     request_id: str | None = Field(default_factory=request_id_var.get)
     data: dict[str, Any]
+
+
+#: What a consuming service registers per event type; called inside the consumer's transaction.
+Handler = Callable[[AsyncSession, Envelope], Awaitable[None]]

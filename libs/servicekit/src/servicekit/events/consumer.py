@@ -1,0 +1,204 @@
+"""The consumer: reads the stream through this service's consumer group and handles events.
+
+Each event is handled in one database transaction together with a record of its id,
+and acknowledged only after that commits; a redelivered event finds its id recorded
+and has no second effect. Messages left pending by a dead consumer are claimed after
+`claim_idle_ms`. A handler that keeps failing parks its event in the dead-letter
+stream with the error, so the events behind it still flow. An unreachable database
+or Redis is not the event's fault: the message stays pending and is retried.
+"""
+
+import asyncio
+import json
+import logging
+import os
+import socket
+from collections.abc import Mapping
+from datetime import UTC, datetime
+
+import redis.exceptions
+from pydantic import ValidationError
+from redis.asyncio import Redis
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from servicekit.events.envelope import Envelope, Handler
+from servicekit.events.processed import ProcessedEvent
+from servicekit.events.relay import _sleep_unless
+from servicekit.logging import request_id_var
+
+logger = logging.getLogger(__name__)
+
+
+#: Failures that say nothing about the event: retry it later instead of dead-lettering it.
+TRANSIENT = (
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    sa_exc.OperationalError,
+    sa_exc.InterfaceError,
+    OSError,
+    TimeoutError,
+)
+
+
+class EventConsumer:
+    def __init__(
+        self,
+        *,
+        group: str,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        redis: Redis,
+        handlers: Mapping[str, Handler],
+        stream: str,
+        consumer_name: str | None = None,
+        claim_idle_ms: int = 30_000,
+        max_attempts: int = 3,
+        retry_delay: float = 0.2,
+        block_ms: int = 1000,
+        batch_size: int = 50,
+    ) -> None:
+        self.group, self.sessionmaker, self.redis = group, sessionmaker, redis
+        self.handlers, self.stream = dict(handlers), stream
+        self.dead_letter_stream = f"{stream}.dead-letter"
+        self.name = consumer_name or f"{socket.gethostname()}-{os.getpid()}"
+        self.claim_idle_ms, self.max_attempts = claim_idle_ms, max_attempts
+        self.retry_delay, self.block_ms, self.batch_size = retry_delay, block_ms, batch_size
+
+    async def ensure_group(self) -> None:
+        """From id 0: events published before this service first ran are still handled."""
+        try:
+            await self.redis.xgroup_create(self.stream, self.group, id="0", mkstream=True)
+        except redis.exceptions.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    async def run(self, stop: asyncio.Event) -> None:
+        backoff = 0.1
+        recovering = True  # on start, and after an outage: our own pending messages first
+        while not stop.is_set():
+            try:
+                if recovering:
+                    await self.ensure_group()
+                    await self.consume_pending()
+                    recovering = False
+                await self.claim_abandoned()
+                await self.consume_new()
+                backoff = 0.1
+            except TRANSIENT as exc:
+                logger.warning(
+                    "event consumer paused", extra={"err": str(exc), "group": self.group}
+                )
+                recovering = True
+                await _sleep_unless(stop, backoff)
+                backoff = min(backoff * 2, 5.0)
+
+    async def consume_new(self, block_ms: int | None = None) -> int:
+        """Read and handle what no consumer of the group has seen yet; return how many."""
+        replies = await self.redis.xreadgroup(
+            self.group,
+            self.name,
+            {self.stream: ">"},
+            count=self.batch_size,
+            block=self.block_ms if block_ms is None else block_ms,
+        )
+        return await self._handle_replies(replies)
+
+    async def consume_pending(self) -> int:
+        """Messages this consumer read but never acknowledged (it crashed or lost a backend)."""
+        replies = await self.redis.xreadgroup(
+            self.group, self.name, {self.stream: "0"}, count=self.batch_size
+        )
+        return await self._handle_replies(replies)
+
+    async def claim_abandoned(self) -> int:
+        """Take over messages another consumer left pending for too long."""
+        result = await self.redis.xautoclaim(
+            self.stream, self.group, self.name, self.claim_idle_ms, "0-0", count=self.batch_size
+        )
+        messages = result[1]
+        for message_id, fields in messages:
+            if fields:  # a deleted entry comes back empty; nothing to do but acknowledge
+                await self.handle_message(message_id, fields)
+            else:
+                await self.redis.xack(self.stream, self.group, message_id)
+        return len(messages)
+
+    async def _handle_replies(self, replies: list | dict) -> int:  # type: ignore[type-arg]
+        entries = replies.items() if isinstance(replies, dict) else replies
+        handled = 0
+        for _, messages in entries:
+            for message_id, fields in messages:
+                await self.handle_message(message_id, fields)
+                handled += 1
+        return handled
+
+    async def handle_message(self, message_id: str, fields: Mapping[str, str]) -> None:
+        try:
+            envelope = Envelope.model_validate_json(fields["envelope"])
+        except (KeyError, ValidationError, ValueError) as exc:
+            await self._dead_letter(message_id, fields, f"unreadable envelope: {exc}")
+            return
+        handler = self.handlers.get(envelope.type)
+        if handler is not None:
+            error = await self._handle_with_retries(handler, envelope)
+            if error is not None:
+                await self._dead_letter(message_id, fields, error)
+                return
+        await self.redis.xack(self.stream, self.group, message_id)
+
+    async def _handle_with_retries(self, handler: Handler, envelope: Envelope) -> str | None:
+        """None when handled (or already handled before); else the last error, as text."""
+        token = request_id_var.set(envelope.request_id)
+        try:
+            for attempt in range(1, self.max_attempts + 1):
+                try:
+                    await self._handle_once(handler, envelope)
+                    return None
+                except TRANSIENT:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - a handler's bug or bad data
+                    logger.warning(
+                        "event handler failed",
+                        extra={"event_id": str(envelope.id), "type": envelope.type,
+                               "attempt": attempt, "err": repr(exc)},
+                    )  # fmt: skip
+                    if attempt == self.max_attempts:
+                        return repr(exc)
+                    await asyncio.sleep(self.retry_delay * 2 ** (attempt - 1))
+            return None
+        finally:
+            request_id_var.reset(token)
+
+    async def _handle_once(self, handler: Handler, envelope: Envelope) -> None:
+        async with self.sessionmaker() as session:
+            first_time = await session.exec(
+                insert(ProcessedEvent)
+                .values(event_id=envelope.id, event_type=envelope.type,
+                        processed_at=datetime.now(UTC))
+                .on_conflict_do_nothing()
+                .returning(ProcessedEvent.event_id)  # type: ignore[arg-type]
+            )  # fmt: skip
+            if first_time.first() is None:
+                return  # handled before: a redelivery
+            await handler(session, envelope)
+            await session.commit()
+
+    async def _dead_letter(self, message_id: str, fields: Mapping[str, str], error: str) -> None:
+        logger.error(
+            "event parked in dead-letter stream", extra={"message_id": message_id, "err": error}
+        )
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.xadd(
+                self.dead_letter_stream,
+                {
+                    "envelope": fields.get("envelope", json.dumps(dict(fields))),
+                    "error": error[:2000],
+                    "group": self.group,
+                    "message_id": message_id,
+                    "failed_at": datetime.now(UTC).isoformat(),
+                },
+            )
+            pipe.xack(self.stream, self.group, message_id)
+            await pipe.execute()

@@ -1,0 +1,271 @@
+"""Outbox, relay and consumer against a real PostgreSQL and a Redis we can stop."""
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from redis.asyncio import Redis
+from sqlmodel import Field, SQLModel, col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from devstack.servers import PostgresServer, RedisServer
+from servicekit.db import Database
+from servicekit.events.consumer import EventConsumer
+from servicekit.events.envelope import Envelope
+from servicekit.events.outbox import OutboxEvent, add_event
+from servicekit.events.processed import ProcessedEvent
+from servicekit.events.relay import OutboxRelay
+from servicekit.redis import create_redis
+
+STREAM = "test-events"
+
+
+class Effect(SQLModel, table=True):
+    """What the demo handler writes: one row per handling, so duplicates would show."""
+
+    __tablename__ = "demo_effect"
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    event_id: uuid.UUID
+    note: str
+
+
+@pytest.fixture(scope="module")
+async def database(postgres: PostgresServer) -> AsyncIterator[Database]:
+    database = Database(postgres.dsn().replace("postgresql://", "postgresql+asyncpg://"))
+    tables = [OutboxEvent.__table__, ProcessedEvent.__table__, Effect.__table__]
+    async with database.engine.begin() as connection:
+        await connection.run_sync(SQLModel.metadata.create_all, tables=tables)
+    yield database
+    async with database.engine.begin() as connection:
+        await connection.run_sync(SQLModel.metadata.drop_all, tables=tables)
+    await database.dispose()
+
+
+@pytest.fixture
+async def redis(redis_server: RedisServer) -> AsyncIterator[Redis]:
+    if not redis_server.is_running():
+        redis_server.start()
+    client = create_redis(redis_server.url, timeout=1.0)
+    await client.flushdb()
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture(autouse=True)
+async def _empty_tables(database: Database) -> AsyncIterator[None]:
+    yield
+    async with database.engine.begin() as connection:
+        await connection.exec_driver_sql("TRUNCATE outbox_event, processed_event, demo_effect")
+
+
+async def record(session: AsyncSession, envelope: Envelope) -> None:
+    if envelope.data.get("poison"):
+        raise ValueError("this event can never be handled")
+    session.add(Effect(event_id=envelope.id, note=envelope.data["note"]))
+
+
+def relay(database: Database, redis: Redis) -> OutboxRelay:
+    return OutboxRelay(sessionmaker=database.sessionmaker, redis=redis, stream=STREAM)
+
+
+def consumer(database: Database, redis: Redis, name: str, **options: Any) -> EventConsumer:
+    return EventConsumer(
+        group="demo", sessionmaker=database.sessionmaker, redis=redis,
+        handlers={"demo.happened": record}, stream=STREAM, consumer_name=name,
+        retry_delay=0.01, block_ms=100, **options,
+    )  # fmt: skip
+
+
+async def stage(database: Database, note: str, *, commit: bool = True, **data: Any) -> None:
+    async with database.sessionmaker() as session:
+        add_event(session, type="demo.happened", producer="demo", data={"note": note, **data})
+        if commit:
+            await session.commit()
+        else:
+            await session.rollback()
+
+
+async def effects(database: Database) -> list[str]:
+    async with database.sessionmaker() as session:
+        rows = await session.exec(select(Effect.note).order_by(col(Effect.note)))
+        return list(rows.all())
+
+
+async def test_an_event_whose_change_rolls_back_is_never_published(
+    database: Database, redis: Redis
+) -> None:
+    await stage(database, "kept")
+    await stage(database, "rolled back", commit=False)
+    assert await relay(database, redis).publish_batch() == 1
+    entries = await redis.xrange(STREAM)
+    assert len(entries) == 1
+    envelope = Envelope.model_validate_json(entries[0][1]["envelope"])
+    assert envelope.data == {"note": "kept"} and envelope.producer == "demo"
+
+
+async def test_the_relay_keeps_events_through_a_redis_outage(
+    database: Database, redis: Redis, redis_server: RedisServer
+) -> None:
+    await stage(database, "during outage")
+    redis_server.stop()
+    with pytest.raises(Exception):  # noqa: B017, PT011 - whatever redis-py raises for "down"
+        await relay(database, redis).publish_batch()
+    async with database.sessionmaker() as session:
+        pending = await session.exec(
+            select(OutboxEvent).where(col(OutboxEvent.published_at).is_(None))
+        )
+        assert len(pending.all()) == 1
+    redis_server.start()
+    assert await relay(database, redis).publish_batch() == 1
+    assert await redis.xlen(STREAM) == 1
+    assert await relay(database, redis).publish_batch() == 0
+
+
+async def test_the_relay_loop_delivers_once_redis_returns(
+    database: Database, redis: Redis, redis_server: RedisServer
+) -> None:
+    redis_server.stop()
+    stop = asyncio.Event()
+    task = asyncio.create_task(relay(database, redis).run(stop))
+    await stage(database, "queued while down")
+    await asyncio.sleep(0.5)
+    redis_server.start()
+    for _ in range(100):
+        if await _stream_length(redis) == 1:
+            break
+        await asyncio.sleep(0.1)
+    stop.set()
+    await task
+    assert await redis.xlen(STREAM) == 1
+
+
+async def _stream_length(redis: Redis) -> int:
+    try:
+        return int(await redis.xlen(STREAM))
+    except Exception:  # noqa: BLE001 - still reconnecting
+        return -1
+
+
+async def test_consumer_handles_each_event_once(database: Database, redis: Redis) -> None:
+    for note in ("a", "b", "c"):
+        await stage(database, note)
+    await relay(database, redis).publish_batch()
+    worker = consumer(database, redis, "one")
+    await worker.ensure_group()
+    assert await worker.consume_new() == 3
+    assert await effects(database) == ["a", "b", "c"]
+    assert (await redis.xpending(STREAM, "demo"))["pending"] == 0
+
+
+async def test_a_redelivered_event_has_no_second_effect(database: Database, redis: Redis) -> None:
+    await stage(database, "once")
+    await relay(database, redis).publish_batch()
+    [(message_id, fields)] = await redis.xrange(STREAM)
+    worker = consumer(database, redis, "one")
+    await worker.ensure_group()
+    await worker.handle_message(message_id, fields)
+    await worker.handle_message(message_id, fields)
+    assert await effects(database) == ["once"]
+
+
+async def test_a_consumer_killed_before_acknowledging_does_not_handle_twice(
+    database: Database, redis: Redis
+) -> None:
+    await stage(database, "crash")
+    await relay(database, redis).publish_batch()
+    doomed = consumer(database, redis, "doomed")
+    await doomed.ensure_group()
+    replies = await redis.xreadgroup("demo", "doomed", {STREAM: ">"}, count=10)
+    [(_, [(message_id, fields)])] = replies
+    envelope = Envelope.model_validate_json(fields["envelope"])
+    await doomed._handle_once(record, envelope)  # handled and committed; then the process dies
+    assert (await redis.xpending(STREAM, "demo"))["pending"] == 1
+    survivor = consumer(database, redis, "survivor", claim_idle_ms=0)
+    assert await survivor.claim_abandoned() == 1
+    assert await effects(database) == ["crash"]
+    assert (await redis.xpending(STREAM, "demo"))["pending"] == 0
+
+
+async def test_a_restarted_consumer_finishes_its_own_pending_messages(
+    database: Database, redis: Redis
+) -> None:
+    await stage(database, "pending")
+    await relay(database, redis).publish_batch()
+    first = consumer(database, redis, "same-name")
+    await first.ensure_group()
+    await redis.xreadgroup("demo", "same-name", {STREAM: ">"}, count=10)  # read, then crash
+    restarted = consumer(database, redis, "same-name")
+    assert await restarted.consume_pending() == 1
+    assert await effects(database) == ["pending"]
+
+
+async def test_a_poisoned_event_is_dead_lettered_and_does_not_block_the_rest(
+    database: Database, redis: Redis
+) -> None:
+    await stage(database, "before")
+    await stage(database, "poison", poison=True)
+    await stage(database, "after")
+    await relay(database, redis).publish_batch()
+    worker = consumer(database, redis, "one", max_attempts=3)
+    await worker.ensure_group()
+    assert await worker.consume_new() == 3
+    assert await effects(database) == ["after", "before"]
+    [(_, parked)] = await redis.xrange(f"{STREAM}.dead-letter")
+    assert "this event can never be handled" in parked["error"]
+    assert Envelope.model_validate_json(parked["envelope"]).data["note"] == "poison"
+    assert parked["group"] == "demo"
+    assert (await redis.xpending(STREAM, "demo"))["pending"] == 0
+
+
+async def test_events_published_before_the_group_existed_are_consumed(
+    database: Database, redis: Redis
+) -> None:
+    await stage(database, "early")
+    await relay(database, redis).publish_batch()
+    late = consumer(database, redis, "late")
+    await late.ensure_group()
+    assert await late.consume_new() == 1
+
+
+async def test_the_consumer_loop_survives_a_database_outage_without_dead_lettering(
+    database: Database, redis: Redis, postgres: PostgresServer
+) -> None:
+    await stage(database, "outage")
+    await relay(database, redis).publish_batch()
+    worker = consumer(database, redis, "patient")
+    await worker.ensure_group()
+    postgres.stop()
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    await asyncio.sleep(1.0)
+    postgres.start()
+    for _ in range(100):
+        if await effects_or_none(database) == ["outage"]:
+            break
+        await asyncio.sleep(0.1)
+    stop.set()
+    await task
+    assert await effects(database) == ["outage"]
+    assert await redis.exists(f"{STREAM}.dead-letter") == 0
+
+
+async def effects_or_none(database: Database) -> list[str] | None:
+    try:
+        return await effects(database)
+    except Exception:  # noqa: BLE001 - the database is still coming back
+        return None
+
+
+async def test_outbox_rows_are_marked_published(database: Database, redis: Redis) -> None:
+    await stage(database, "x")
+    await relay(database, redis).publish_batch()
+    async with database.sessionmaker() as session:
+        published = await session.exec(
+            select(sa.func.count())
+            .select_from(OutboxEvent)
+            .where(col(OutboxEvent.published_at).is_not(None))
+        )
+        assert published.one() == 1
