@@ -4,4 +4,85 @@ from servicekit.testing import prepare_environment
 
 prepare_environment("items")  # before anything imports the service: its settings read the env
 
+import uuid  # noqa: E402
+from collections.abc import AsyncIterator, Awaitable, Callable  # noqa: E402
+from typing import Any  # noqa: E402
+
+import httpx  # noqa: E402
+import pytest  # noqa: E402
+from fastapi import FastAPI  # noqa: E402
+from sqlmodel import col, select  # noqa: E402
+from sqlmodel.ext.asyncio.session import AsyncSession  # noqa: E402
+
+from items.models import Item  # noqa: E402
+from servicekit.events.outbox import OutboxEvent  # noqa: E402
 from servicekit.testing import *  # noqa: E402, F403 - the shared fixtures
+from servicekit.testing import TokenFactory  # noqa: E402
+
+ITEMS = "/api/v1/items"
+
+Headers = dict[str, str]
+CreateItem = Callable[..., Awaitable[dict[str, Any]]]
+
+
+@pytest.fixture
+def alice_id() -> uuid.UUID:
+    return uuid.uuid4()
+
+
+@pytest.fixture
+def alice(tokens: TokenFactory, alice_id: uuid.UUID) -> Headers:
+    return tokens.headers(alice_id)
+
+
+@pytest.fixture
+def bob(tokens: TokenFactory) -> Headers:
+    return tokens.headers(uuid.uuid4())
+
+
+@pytest.fixture
+def admin(tokens: TokenFactory) -> Headers:
+    return tokens.headers(uuid.uuid4(), roles=("user", "admin"))
+
+
+@pytest.fixture
+def create_item(client: httpx.AsyncClient, alice: Headers) -> CreateItem:
+    """POST an item (Alice's unless `headers` says otherwise) and return its body."""
+
+    async def create(headers: Headers | None = None, **fields: Any) -> dict[str, Any]:
+        body = {"title": "A lamp"} | fields
+        response = await client.post(f"{ITEMS}/", json=body, headers=headers or alice)
+        assert response.status_code == 201, response.text
+        return dict(response.json())
+
+    return create
+
+
+@pytest.fixture
+async def session(app: FastAPI) -> AsyncIterator[AsyncSession]:
+    """A session of its own, to look at what the service stored."""
+    async with app.state.database.sessionmaker() as session:
+        yield session
+
+
+@pytest.fixture
+def stored_item(app: FastAPI) -> Callable[[str | uuid.UUID], Awaitable[Item | None]]:
+    """Read an item straight from the database, bypassing the API."""
+
+    async def fetch(item_id: str | uuid.UUID) -> Item | None:
+        async with app.state.database.sessionmaker() as session:
+            return await session.get(Item, uuid.UUID(str(item_id)))
+
+    return fetch
+
+
+@pytest.fixture
+def outbox(app: FastAPI) -> Callable[[], Awaitable[list[OutboxEvent]]]:
+    """Every event staged so far, oldest first."""
+
+    async def read() -> list[OutboxEvent]:
+        async with app.state.database.sessionmaker() as session:
+            statement = select(OutboxEvent).order_by(col(OutboxEvent.occurred_at))
+            return list((await session.exec(statement)).all())
+
+    return read

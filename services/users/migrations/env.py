@@ -3,8 +3,8 @@
 from logging.config import fileConfig
 
 from alembic import context
-from servicekit.migrations import run_migrations
 
+from servicekit.migrations import run_migrations
 from users.models import metadata
 from users.settings import settings
 

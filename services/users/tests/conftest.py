@@ -4,4 +4,68 @@ from servicekit.testing import prepare_environment
 
 prepare_environment("users")  # before anything imports the service: its settings read the env
 
+import uuid  # noqa: E402
+from collections.abc import Awaitable, Callable  # noqa: E402
+
+import pytest  # noqa: E402
+from fastapi import FastAPI  # noqa: E402
+from sqlmodel import col, select  # noqa: E402
+
+from servicekit.events.envelope import Envelope  # noqa: E402
 from servicekit.testing import *  # noqa: E402, F403 - the shared fixtures
+from servicekit.testing import TokenFactory  # noqa: E402
+from users.events import HANDLERS  # noqa: E402
+from users.models import Profile  # noqa: E402
+
+Headers = dict[str, str]
+
+
+@pytest.fixture
+def alice_id() -> uuid.UUID:
+    return uuid.uuid4()
+
+
+@pytest.fixture
+def alice(tokens: TokenFactory, alice_id: uuid.UUID) -> Headers:
+    return tokens.headers(alice_id)
+
+
+@pytest.fixture
+def bob_id() -> uuid.UUID:
+    return uuid.uuid4()
+
+
+@pytest.fixture
+def bob(tokens: TokenFactory, bob_id: uuid.UUID) -> Headers:
+    return tokens.headers(bob_id)
+
+
+@pytest.fixture
+def admin(tokens: TokenFactory) -> Headers:
+    return tokens.headers(uuid.uuid4(), roles=("user", "admin"))
+
+
+@pytest.fixture
+def profiles(app: FastAPI) -> Callable[[], Awaitable[list[Profile]]]:
+    """Every stored profile, read straight from the database."""
+
+    async def read() -> list[Profile]:
+        async with app.state.database.sessionmaker() as session:
+            statement = select(Profile).order_by(col(Profile.created_at))
+            return list((await session.exec(statement)).all())
+
+    return read
+
+
+@pytest.fixture
+def deliver(app: FastAPI) -> Callable[[str, dict[str, object]], Awaitable[Envelope]]:
+    """Hand an event to its handler in a transaction of its own, as the consumer will."""
+
+    async def handle(event_type: str, data: dict[str, object]) -> Envelope:
+        envelope = Envelope(type=event_type, producer="auth", data=data)
+        async with app.state.database.sessionmaker() as session:
+            await HANDLERS[event_type](session, envelope)
+            await session.commit()
+        return envelope
+
+    return handle

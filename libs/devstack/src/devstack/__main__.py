@@ -13,8 +13,11 @@ def main() -> int:
         action="store_true",
         help="bring a private PostgreSQL and Redis on free ports instead of the local ones",
     )
-    parser.add_argument("--postgres", default=StackConfig.postgres_admin_dsn,
-                        help="admin DSN of the PostgreSQL server to use")
+    parser.add_argument(
+        "--postgres",
+        default=StackConfig.postgres_admin_dsn,
+        help="admin DSN of the PostgreSQL server to use",
+    )
     parser.add_argument("--redis", default=StackConfig.redis_url, help="Redis URL to use")
     args = parser.parse_args()
     config = StackConfig(

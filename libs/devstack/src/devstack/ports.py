@@ -46,7 +46,10 @@ def bind_listener(host: str, port: int, backlog: int = 128) -> socket.socket:
     connections linger in TIME_WAIT) can be reused at once, as fault-injection tests do.
     Pass port 0 to let the OS choose; read the result with `sock.getsockname()[1]`.
     """
-    sock = socket.socket(_family(host), socket.SOCK_STREAM)
+    # proto=IPPROTO_TCP matters: asyncio only disables Nagle (TCP_NODELAY) on accepted
+    # sockets whose proto says TCP, and multi-line replies (SMTP EHLO) otherwise stall
+    # ~40 ms on delayed ACKs.
+    sock = socket.socket(_family(host), socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))

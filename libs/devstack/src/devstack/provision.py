@@ -21,9 +21,7 @@ async def ensure_service_database(admin_dsn: str, name: str, password: str) -> N
         literal = "'" + password.replace("'", "''") + "'"
         verb = "ALTER" if role_exists else "CREATE"
         await connection.execute(f"{verb} ROLE {ident} LOGIN PASSWORD {literal}")
-        db_exists = await connection.fetchval(
-            "SELECT 1 FROM pg_database WHERE datname = $1", name
-        )
+        db_exists = await connection.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
         if not db_exists:
             await connection.execute(f"CREATE DATABASE {ident} OWNER {ident}")
         # No other service may connect: each service owns its data.

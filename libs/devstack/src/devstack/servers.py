@@ -21,14 +21,13 @@ import contextlib
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 from types import TracebackType
 from typing import NoReturn, Self
-
-import redis
 
 from devstack.ports import ensure_port_free, free_port, port_is_listening
 
@@ -59,6 +58,22 @@ def _log_size(path: Path) -> int:
         return path.stat().st_size
     except FileNotFoundError:
         return 0
+
+
+def _process_alive(pid: int) -> bool:
+    """Whether `pid` runs. Zombies count as dead: in containers whose PID 1 does not reap,
+    a daemonized server that exited (or was killed) lingers as one."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # exists, owned by another user
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True  # no procfs: trust kill()
+    return state != "Z"
 
 
 def _url_host(host: str) -> str:
@@ -150,6 +165,10 @@ class _ThrowawayServer:
         return f"<{type(self).__name__} {self.host}:{self.port} {state} dir={self.data_dir}>"
 
 
+def _major(version: str) -> int:
+    return int(version) if version.isdigit() else 0
+
+
 def postgres_bindir() -> Path:
     """Directory holding initdb/pg_ctl/postgres.
 
@@ -164,8 +183,9 @@ def postgres_bindir() -> Path:
                 [pg_config, "--bindir"], capture_output=True, text=True, check=True, timeout=10
             ).stdout
             candidates.append(Path(out.strip()))
-    versions = Path("/usr/lib/postgresql").glob("*/bin")
-    candidates += sorted(versions, key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0, reverse=True)
+    # Debian layout, newest major version first.
+    debian = Path("/usr/lib/postgresql").glob("*/bin")
+    candidates += sorted(debian, key=lambda p: _major(p.parent.name), reverse=True)
     pg_ctl = shutil.which("pg_ctl")
     if pg_ctl:
         candidates.append(Path(pg_ctl).resolve().parent)
@@ -182,10 +202,10 @@ class PostgresServer(_ThrowawayServer):
     """A private PostgreSQL cluster on its own port, for tests and outage simulation.
 
     Layout of `data_dir`: `pgdata/` (the cluster), `run/` (unix socket), `postgres.log`.
-    The cluster is created on first start with trust auth for localhost and durability
-    switched off (fsync, full_page_writes), which is what makes startup fast; never
-    put data you care about in it. Running as root, every PostgreSQL command runs as the
-    `postgres` OS user because the server refuses to run as root.
+    The cluster is created on first start with trust auth for localhost and fsync off,
+    which is what makes it fast; never put data you care about in it. Running as root,
+    every PostgreSQL command runs as the `postgres` OS user, because the server refuses
+    to run as root.
     """
 
     _artifacts = ("pgdata", "run", "postgres.log")
@@ -229,6 +249,8 @@ class PostgresServer(_ThrowawayServer):
             return
         ensure_port_free(self.host, self.port)
         deadline = time.monotonic() + timeout
+        if self._postmaster_pid() is not None:  # not running, yet a PID: it was killed
+            self._remove_stale_lock_files()
         if not (self.pgdata / "PG_VERSION").is_file():
             self._initdb()
         self._write_settings()
@@ -267,21 +289,29 @@ class PostgresServer(_ThrowawayServer):
             )
         _running.discard(self)
 
+    def kill(self, timeout: float = 10.0) -> None:
+        """SIGKILL the postmaster: a crash with no shutdown at all. start() recovers."""
+        pid = self._postmaster_pid()
+        if pid is None or not _process_alive(pid):
+            return
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + timeout
+        while _process_alive(pid) and time.monotonic() < deadline:
+            time.sleep(_POLL_INTERVAL)
+        _running.discard(self)
+
     def is_running(self) -> bool:
         """True if the postmaster recorded in postmaster.pid is alive."""
-        try:
-            pid = int((self.pgdata / "postmaster.pid").read_text().split("\n", 1)[0])
-        except (FileNotFoundError, ValueError):
-            return False
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True  # alive, just owned by another user
-        return True
+        pid = self._postmaster_pid()
+        return pid is not None and _process_alive(pid)
 
     # -- internals -------------------------------------------------------------------
+
+    def _postmaster_pid(self) -> int | None:
+        try:
+            return int((self.pgdata / "postmaster.pid").read_text().split("\n", 1)[0])
+        except (FileNotFoundError, ValueError):
+            return None
 
     def _pg(self, tool: str, *args: str) -> subprocess.CompletedProcess[str]:
         """Run a PostgreSQL tool, as the postgres OS user when we are root."""
@@ -298,6 +328,16 @@ class PostgresServer(_ThrowawayServer):
             check=False,
             stdin=subprocess.DEVNULL,
         )
+
+    def _remove_stale_lock_files(self) -> None:
+        """Clean up after a killed postmaster (is_running() just said it is dead).
+
+        PostgreSQL itself refuses to start while the PID in its lock files exists, and a
+        killed server whose zombie nobody reaps (PID 1 in many containers) still does.
+        """
+        (self.pgdata / "postmaster.pid").unlink(missing_ok=True)
+        for lock in self.socket_dir.glob(".s.PGSQL.*"):
+            lock.unlink(missing_ok=True)
 
     def _chown_to_postgres(self, path: Path) -> None:
         if self._as_postgres:
@@ -320,7 +360,8 @@ class PostgresServer(_ThrowawayServer):
                 )
             raise ServerError(f"initdb failed in {self.pgdata}:\n{result.stderr.strip()}{hint}")
         with (self.pgdata / "postgresql.conf").open("a") as conf:
-            conf.write("\n# Runtime settings managed by devstack.servers\ninclude 'devstack.conf'\n")
+            conf.write("\n# Per-start settings written by devstack.servers\n")
+            conf.write("include 'devstack.conf'\n")
 
     def _write_settings(self) -> None:
         """(Re)write per-start settings, so the same cluster can move host or port."""
@@ -334,9 +375,10 @@ class PostgresServer(_ThrowawayServer):
             "listen_addresses": quoted(self.host),
             "port": str(self.port),
             "unix_socket_directories": quoted(self.socket_dir),
-            # Throwaway data: trade durability for speed.
+            # Throwaway data: skip fsync (only an OS crash could lose data). Commits are
+            # still written before they return, so kill() loses no committed rows and
+            # crash-recovery tests stay realistic.
             "fsync": "off",
-            "synchronous_commit": "off",
             "full_page_writes": "off",
             "shared_buffers": "16MB",
             "max_connections": "100",
@@ -429,19 +471,25 @@ class RedisServer(_ThrowawayServer):
             process.kill()
             process.wait()
 
+    def kill(self) -> None:
+        """SIGKILL redis-server: a crash with no shutdown at all."""
+        process, self._process = self._process, None
+        _running.discard(self)
+        if process is not None and process.poll() is None:
+            process.kill()
+            process.wait()
+
     def is_running(self) -> bool:
         return self._process is not None and self._process.poll() is None
 
     def _answers_ping(self) -> bool:
-        client = redis.Redis(
-            host=self.host, port=self.port, socket_timeout=0.5, socket_connect_timeout=0.5
-        )
+        """One raw PING, no retries (redis-py's client retries with backoff by default)."""
         try:
-            return bool(client.ping())
-        except redis.RedisError:
+            with socket.create_connection((self.host, self.port), timeout=0.5) as sock:
+                sock.sendall(b"PING\r\n")
+                return sock.recv(64).startswith(b"+PONG")
+        except OSError:
             return False
-        finally:
-            client.close()
 
     def _fail_start(self, reason: str, log_offset: int) -> NoReturn:
         self.stop()

@@ -84,8 +84,16 @@ class StackConfig:
 class ManagedProcess:
     """A child process in its own process group, its output copied to a log file."""
 
-    def __init__(self, name: str, argv: list[str], *, env: Mapping[str, str], cwd: Path,
-                 log_path: Path, echo: bool) -> None:
+    def __init__(
+        self,
+        name: str,
+        argv: list[str],
+        *,
+        env: Mapping[str, str],
+        cwd: Path,
+        log_path: Path,
+        echo: bool,
+    ) -> None:
         self.name, self.argv, self.env, self.cwd = name, argv, dict(env), cwd
         self.log_path, self.echo = log_path, echo
         self.process: subprocess.Popen[bytes] | None = None
@@ -102,7 +110,8 @@ class ManagedProcess:
         threading.Thread(target=self._copy_output, daemon=True).start()
 
     def _copy_output(self) -> None:
-        assert self.process is not None and self.process.stdout is not None
+        if self.process is None or self.process.stdout is None:
+            return
         with self.log_path.open("ab") as log:
             for line in self.process.stdout:
                 log.write(line)
@@ -115,9 +124,8 @@ class ManagedProcess:
         return self.process is not None and self.process.poll() is None
 
     def stop(self, sig: signal.Signals = signal.SIGTERM, timeout: float = 10.0) -> None:
-        if not self.is_running():
+        if self.process is None or self.process.poll() is not None:
             return
-        assert self.process is not None
         os.killpg(self.process.pid, sig)
         try:
             self.process.wait(timeout)
@@ -213,15 +221,17 @@ class Stack:
         }
 
     def gateway_env(self) -> dict[str, str]:
-        upstreams = {
-            f"{name.upper()}_UPSTREAM": self.config.service_url(name) for name in SERVICES
-        }
+        upstreams = {f"{name.upper()}_UPSTREAM": self.config.service_url(name) for name in SERVICES}
         return {**os.environ, **upstreams, **self.config.extra_env}
 
     # ---- life cycle ---------------------------------------------------------------------
     def _process(self, name: str, argv: list[str], env: Mapping[str, str], cwd: Path) -> None:
         process = ManagedProcess(
-            name, argv, env=env, cwd=cwd, log_path=self.logs_dir / f"{name}.log",
+            name,
+            argv,
+            env=env,
+            cwd=cwd,
+            log_path=self.logs_dir / f"{name}.log",
             echo=self.config.echo_logs,
         )
         self.processes[name] = process
@@ -229,10 +239,17 @@ class Stack:
 
     def service_argv(self, name: str) -> list[str]:
         return [
-            sys.executable, "-m", "uvicorn", f"{name}.main:app",
-            "--host", self.config.host, "--port", str(self.config.service_ports[name]),
+            sys.executable,
+            "-m",
+            "uvicorn",
+            f"{name}.main:app",
+            "--host",
+            self.config.host,
+            "--port",
+            str(self.config.service_ports[name]),
             # Only the gateway, on this host, may set X-Forwarded-For.
-            "--forwarded-allow-ips", "127.0.0.1",
+            "--forwarded-allow-ips",
+            "127.0.0.1",
             "--no-access-log",
         ]
 
@@ -263,19 +280,44 @@ class Stack:
                 self.migrate(name)
             self._process(
                 "mailsink",
-                [sys.executable, "-m", "devstack.mailsink", "--smtp-host", config.host,
-                 "--smtp-port", str(config.smtp_port), "--http-host", config.host,
-                 "--http-port", str(config.mail_http_port)],
-                os.environ, REPO_ROOT,
+                [
+                    sys.executable,
+                    "-m",
+                    "devstack.mailsink",
+                    "--smtp-host",
+                    config.host,
+                    "--smtp-port",
+                    str(config.smtp_port),
+                    "--http-host",
+                    config.host,
+                    "--http-port",
+                    str(config.mail_http_port),
+                ],
+                os.environ,
+                REPO_ROOT,
             )
             for name in SERVICES:
-                self._process(name, self.service_argv(name), self.service_env(name),
-                              REPO_ROOT / "services" / name)
+                self._process(
+                    name,
+                    self.service_argv(name),
+                    self.service_env(name),
+                    REPO_ROOT / "services" / name,
+                )
             self._process(
                 "gateway",
-                [sys.executable, "-m", "devstack.gateway", "--config", str(GATEWAY_CONFIG),
-                 "--host", config.host, "--port", str(config.gateway_port)],
-                self.gateway_env(), REPO_ROOT,
+                [
+                    sys.executable,
+                    "-m",
+                    "devstack.gateway",
+                    "--config",
+                    str(GATEWAY_CONFIG),
+                    "--host",
+                    config.host,
+                    "--port",
+                    str(config.gateway_port),
+                ],
+                self.gateway_env(),
+                REPO_ROOT,
             )
             self.wait_until_ready()
         except BaseException:

@@ -1,0 +1,63 @@
+"""Dependencies of the items routes: who may see what, and the `If-Match` precondition."""
+
+import re
+import uuid
+from typing import Annotated
+
+from fastapi import Depends, Header, Query
+
+from items import service
+from items.models import Item
+from servicekit.auth import Caller, Principal
+from servicekit.db import SessionDep
+from servicekit.errors import Forbidden, NotFound
+
+_STRONG_TAG = re.compile(r'(W/)?("[^"]*")')
+
+
+def owner_scope(caller: Principal) -> uuid.UUID | None:
+    """Whose items the caller may touch: their own, or anyone's for an administrator."""
+    return None if caller.is_admin else caller.user_id
+
+
+async def valid_owned_item(item_id: uuid.UUID, session: SessionDep, caller: Caller) -> Item:
+    """The item named in the path, as long as the caller may see it (else 404, never 403)."""
+    item = await service.get(session=session, item_id=item_id, owner_id=owner_scope(caller))
+    if item is None:
+        raise NotFound(service.ITEM_NOT_FOUND)
+    return item
+
+
+def list_scope(
+    caller: Caller,
+    owner_id: Annotated[
+        uuid.UUID | None, Query(description="Administrators only: that user's items")
+    ] = None,
+) -> uuid.UUID | None:
+    """The owner a list is limited to: the caller, or for an admin `owner_id` (None: all)."""
+    if caller.is_admin:
+        return owner_id
+    if owner_id is not None:
+        raise Forbidden("Only administrators may list another user's items")
+    return caller.user_id
+
+
+def if_match(
+    if_match: Annotated[
+        str | None,
+        Header(description='An ETag from an earlier response, or "*"; stale: 412'),
+    ] = None,
+) -> frozenset[str] | None:
+    """The strong entity tags in `If-Match`; None when there is no condition (absent or `*`).
+
+    Weak tags never match (RFC 9110 compares strongly for `If-Match`), and a malformed
+    header matches nothing rather than everything.
+    """
+    if if_match is None or if_match.strip() == "*":
+        return None
+    return frozenset(tag for weak, tag in _STRONG_TAG.findall(if_match) if not weak)
+
+
+OwnedItem = Annotated[Item, Depends(valid_owned_item)]
+ListScope = Annotated[uuid.UUID | None, Depends(list_scope)]
+IfMatch = Annotated[frozenset[str] | None, Depends(if_match)]

@@ -1,0 +1,178 @@
+"""Business rules of the items service: small functions, one transaction each.
+
+`owner_id=None` means "any owner" (an administrator); otherwise every query is scoped to
+that owner in SQL, so another user's item is simply not found. Each change stages its
+event in the outbox within the change's own transaction.
+"""
+
+import uuid
+from collections.abc import Sequence
+from typing import Any, NoReturn
+
+import sqlalchemy as sa
+from sqlalchemy.sql.elements import ColumnElement
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from items.models import Item, ItemCreate, ItemSort, ItemUpdate, utcnow, version_in_tag
+from items.settings import settings
+from servicekit.errors import NotFound, PreconditionFailed
+from servicekit.events.outbox import add_event
+
+ITEM_NOT_FOUND = "Item not found"
+
+#: `-x` is exactly the reverse of `x`, so one index serves both directions; ties are broken by
+#: id so that pages never overlap. PostgreSQL sorts NULL above every value: an item without a
+#: price comes last under `price` and first under `-price`.
+_ORDER: dict[ItemSort, tuple[Any, ...]] = {
+    ItemSort.CREATED_AT: (col(Item.created_at).asc(), col(Item.id).asc()),
+    ItemSort.CREATED_AT_DESC: (col(Item.created_at).desc(), col(Item.id).desc()),
+    ItemSort.TITLE: (col(Item.title).asc(), col(Item.id).asc()),
+    ItemSort.TITLE_DESC: (col(Item.title).desc(), col(Item.id).desc()),
+    ItemSort.PRICE: (col(Item.price).asc(), col(Item.id).asc()),
+    ItemSort.PRICE_DESC: (col(Item.price).desc(), col(Item.id).desc()),
+}
+
+
+def _scope(owner_id: uuid.UUID | None) -> ColumnElement[bool]:
+    return sa.true() if owner_id is None else col(Item.owner_id) == owner_id
+
+
+def _like_pattern(text: str) -> str:
+    """`text` anywhere in the title, with `%`, `_` and `\\` taken literally."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def _if_match(item_id: uuid.UUID, if_match: frozenset[str] | None) -> ColumnElement[bool]:
+    """The `If-Match` condition as SQL, so the check and the change are one statement.
+
+    None is an absent header or `*` (the item only has to exist); otherwise the strong
+    entity tags sent, of which one must name this item's current version.
+    """
+    if if_match is None:
+        return sa.true()
+    versions = {version_in_tag(tag, item_id) for tag in if_match} - {None}
+    return col(Item.version).in_(versions) if versions else sa.false()
+
+
+def _stage(
+    session: AsyncSession, event_type: str, *, item_id: uuid.UUID, owner_id: uuid.UUID
+) -> None:
+    add_event(
+        session,
+        type=event_type,
+        producer=settings.SERVICE_NAME,
+        data={"item_id": str(item_id), "owner_id": str(owner_id)},
+    )
+
+
+async def get(
+    *, session: AsyncSession, item_id: uuid.UUID, owner_id: uuid.UUID | None
+) -> Item | None:
+    """The item, if it exists and `owner_id` (when given) owns it."""
+    statement = select(Item).where(col(Item.id) == item_id, _scope(owner_id))
+    return (await session.exec(statement)).one_or_none()
+
+
+async def get_all(
+    *,
+    session: AsyncSession,
+    owner_id: uuid.UUID | None,
+    q: str | None = None,
+    tags: Sequence[str] = (),
+    sort: ItemSort = ItemSort.CREATED_AT_DESC,
+    limit: int,
+    offset: int,
+) -> tuple[Sequence[Item], int]:
+    """One page of items matching every filter given, and how many match in all."""
+    conditions = [_scope(owner_id)]
+    if q:
+        # ILIKE, not lower(): the trigram index on title serves it directly.
+        conditions.append(col(Item.title).ilike(_like_pattern(q), escape="\\"))
+    if tags:
+        conditions.append(col(Item.tags).contains(list(tags)))  # `@>`, GIN-indexed
+    total = (await session.exec(select(sa.func.count()).select_from(Item).where(*conditions))).one()
+    page = await session.exec(
+        select(Item).where(*conditions).order_by(*_ORDER[sort]).limit(limit).offset(offset)
+    )
+    return page.all(), total
+
+
+async def create(*, session: AsyncSession, owner_id: uuid.UUID, item_in: ItemCreate) -> Item:
+    """Store a new item owned by `owner_id` and stage `item.created`."""
+    now = utcnow()
+    item = Item.model_validate(
+        item_in, update={"owner_id": owner_id, "created_at": now, "updated_at": now}
+    )
+    session.add(item)
+    _stage(session, "item.created", item_id=item.id, owner_id=owner_id)
+    await session.commit()
+    return item
+
+
+async def update(
+    *,
+    session: AsyncSession,
+    item_id: uuid.UUID,
+    owner_id: uuid.UUID | None,
+    item_in: ItemCreate | ItemUpdate,
+    if_match: frozenset[str] | None = None,
+) -> Item:
+    """Replace (ItemCreate) or patch (ItemUpdate) an item, bump its version, stage `item.updated`.
+
+    The ownership and `If-Match` checks are part of the UPDATE itself, so two writers holding
+    the same ETag cannot both succeed.
+    """
+    values = item_in.model_dump(exclude_unset=isinstance(item_in, ItemUpdate))
+    statement = (
+        sa.update(Item)
+        .where(col(Item.id) == item_id, _scope(owner_id), _if_match(item_id, if_match))
+        .values(**values, version=col(Item.version) + 1, updated_at=utcnow())
+        .returning(Item)
+        .execution_options(populate_existing=True)
+    )
+    item = (await session.exec(statement)).scalars().one_or_none()
+    if item is None:
+        await _explain_miss(session=session, item_id=item_id, owner_id=owner_id)
+    _stage(session, "item.updated", item_id=item.id, owner_id=item.owner_id)
+    await session.commit()
+    return item
+
+
+async def delete(
+    *,
+    session: AsyncSession,
+    item_id: uuid.UUID,
+    owner_id: uuid.UUID | None,
+    if_match: frozenset[str] | None = None,
+) -> None:
+    """Delete an item (checked as `update` does) and stage `item.deleted`."""
+    statement = (
+        sa.delete(Item)
+        .where(col(Item.id) == item_id, _scope(owner_id), _if_match(item_id, if_match))
+        .returning(col(Item.owner_id))
+    )
+    deleted_owner = (await session.exec(statement)).scalars().one_or_none()
+    if deleted_owner is None:
+        await _explain_miss(session=session, item_id=item_id, owner_id=owner_id)
+    _stage(session, "item.deleted", item_id=item_id, owner_id=deleted_owner)
+    await session.commit()
+
+
+async def _explain_miss(
+    *, session: AsyncSession, item_id: uuid.UUID, owner_id: uuid.UUID | None
+) -> NoReturn:
+    """A conditional write touched nothing: 412 if the caller can see the item, else 404."""
+    if await get(session=session, item_id=item_id, owner_id=owner_id) is not None:
+        raise PreconditionFailed()
+    raise NotFound(ITEM_NOT_FOUND)
+
+
+async def erase_owner(*, session: AsyncSession, owner_id: uuid.UUID) -> int:
+    """Delete every item of `owner_id`, staging `item.deleted` for each; the caller commits."""
+    statement = sa.delete(Item).where(col(Item.owner_id) == owner_id).returning(col(Item.id))
+    item_ids = (await session.exec(statement)).scalars().all()
+    for item_id in item_ids:
+        _stage(session, "item.deleted", item_id=item_id, owner_id=owner_id)
+    return len(item_ids)
