@@ -325,17 +325,27 @@ def test_each_prefix_routes_to_its_service(gateway: str) -> None:
         assert int(head.headers["content-length"]) > 0
 
 
-def test_unmatched_paths_get_traefiks_own_404(gateway: str) -> None:
+def test_paths_no_service_owns_go_to_the_fallback_router_with_every_header(gateway: str) -> None:
     with client(gateway) as http:
         for path in ("/", "/api/v2/items", "/api/v1"):
             response = http.get(path)
-            assert response.status_code == 404
-            assert response.text == "404 page not found\n"
-            assert response.headers["content-type"] == "text/plain; charset=utf-8"
-            # Go's http.NotFound sets nosniff; router middlewares never run for these (as in
-            # Traefik), so the other security headers are absent.
+            # The fallback router hands them to the auth service, which answers its JSON 404;
+            # the echo upstream here says who got them.
+            assert response.json()["service"] == "auth"
+            assert response.headers["x-frame-options"] == "DENY"
             assert response.headers["x-content-type-options"] == "nosniff"
-            assert "x-frame-options" not in response.headers
+
+
+def test_unmatched_paths_get_traefiks_own_404(extra_gateway: str) -> None:
+    with client(extra_gateway) as http:
+        response = http.get("/api/v2/nothing")
+        assert response.status_code == 404
+        assert response.text == "404 page not found\n"
+        assert response.headers["content-type"] == "text/plain; charset=utf-8"
+        # Go's http.NotFound sets nosniff; router middlewares never run for these (as in
+        # Traefik): that is why gateway/dynamic.yml has a fallback router.
+        assert response.headers["x-content-type-options"] == "nosniff"
+        assert "x-frame-options" not in response.headers
 
 
 def test_paths_are_sanitized_before_routing(gateway: str) -> None:
@@ -582,7 +592,7 @@ def test_websocket_close_codes_pass_through_both_ways(gateway: str) -> None:
 def test_websocket_handshake_refusals_are_relayed(gateway: str, extra_gateway: str) -> None:
     cases = [
         (websocket_url(gateway, "/api/v1/notifications/ws-forbidden"), 403),
-        (websocket_url(gateway, "/nowhere"), 404),
+        (websocket_url(extra_gateway, "/nowhere"), 404),
         (websocket_url(extra_gateway, "/down/ws"), 502),
     ]
     for url, status in cases:
