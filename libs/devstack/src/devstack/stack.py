@@ -22,7 +22,7 @@ import asyncpg
 import httpx
 import redis
 
-from devstack.ports import ensure_port_free, free_port
+from devstack.ports import PortInUse, ensure_port_free, free_port
 from devstack.provision import SERVICES, ensure_service_database
 from devstack.servers import PostgresServer, RedisServer
 
@@ -192,7 +192,7 @@ class Stack:
         for owner, port in ports.items():
             try:
                 ensure_port_free(self.config.host, port)
-            except OSError as exc:
+            except PortInUse as exc:
                 raise StackError(f"{exc} (needed by the {owner}); stop what holds it") from exc
 
     # ---- environment --------------------------------------------------------------------
@@ -435,4 +435,8 @@ def run_foreground(config: StackConfig) -> int:
         print("\nStopping…", flush=True)
         return 0
     finally:
+        # A terminal's Ctrl-C reaches us more than once (directly and through `uv run`);
+        # a second interrupt must not cut the clean-up short and leave children running.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         stack.stop()

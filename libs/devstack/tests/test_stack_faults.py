@@ -1,0 +1,64 @@
+"""The native stack as a whole: readiness follows Redis and PostgreSQL, without restarts."""
+
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from devstack.provision import SERVICES
+from devstack.stack import Stack, StackConfig
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[Stack]:
+    stack = Stack(StackConfig.isolated())
+    stack.start()
+    try:
+        yield stack
+    finally:
+        stack.stop()
+
+
+def ready_statuses(stack: Stack) -> dict[str, int]:
+    with httpx.Client(base_url=stack.config.gateway_url, timeout=5) as client:
+        return {name: client.get(f"/api/v1/{name}/ready").status_code for name in SERVICES}
+
+
+def wait_for(stack: Stack, status: int, timeout: float = 20) -> dict[str, int]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        statuses = ready_statuses(stack)
+        if set(statuses.values()) == {status}:
+            return statuses
+        time.sleep(0.2)
+    return statuses
+
+
+def test_every_service_is_ready(stack: Stack) -> None:
+    assert wait_for(stack, 200) == dict.fromkeys(SERVICES, 200)
+
+
+def test_redis_down_makes_every_service_unready_until_it_returns(stack: Stack) -> None:
+    assert stack.redis is not None
+    stack.redis.stop()
+    try:
+        assert wait_for(stack, 503) == dict.fromkeys(SERVICES, 503)
+        detail = httpx.get(f"{stack.config.gateway_url}/api/v1/items/ready").json()["detail"]
+        assert detail == "Not ready: redis unavailable"
+    finally:
+        stack.redis.start()
+    assert wait_for(stack, 200) == dict.fromkeys(SERVICES, 200)
+    assert stack.dead_processes() == []
+
+
+def test_postgres_down_makes_every_service_unready_until_it_returns(stack: Stack) -> None:
+    assert stack.postgres is not None
+    stack.postgres.stop()
+    try:
+        assert wait_for(stack, 503) == dict.fromkeys(SERVICES, 503)
+        detail = httpx.get(f"{stack.config.gateway_url}/api/v1/users/ready").json()["detail"]
+        assert detail == "Not ready: database unavailable"
+    finally:
+        stack.postgres.start()
+    assert wait_for(stack, 200) == dict.fromkeys(SERVICES, 200)
+    assert stack.dead_processes() == []
