@@ -5,6 +5,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+
 from devstack.provision import SERVICES
 from devstack.stack import Stack, StackConfig
 
