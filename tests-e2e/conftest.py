@@ -6,9 +6,10 @@ them at `docker compose up` to run the same suite against containers.
 """
 
 import os
+import time
 import uuid
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 import httpx
 import pytest
@@ -57,3 +58,21 @@ def new_user(api: httpx.Client) -> dict[str, Any]:
     tokens = api.post("/api/v1/auth/token", data={"username": email, "password": PASSWORD})
     assert tokens.status_code == 200, tokens.text
     return {"email": email, "account": registered.json(), **tokens.json()}
+
+
+T = TypeVar("T")
+
+
+def _eventually(check: Callable[[], T], *, timeout: float = 10.0, interval: float = 0.1) -> T:
+    """Events travel asynchronously: poll until `check` returns something truthy."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result or time.monotonic() > deadline:
+            return result
+        time.sleep(interval)
+
+
+@pytest.fixture
+def eventually() -> Callable[..., Any]:
+    return _eventually
