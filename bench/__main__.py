@@ -1,6 +1,7 @@
 """`make bench`: every benchmark in turn."""
 
-from bench import tokens
+from bench import http_reads, tokens
 
 if __name__ == "__main__":
     tokens.main()
+    http_reads.main()

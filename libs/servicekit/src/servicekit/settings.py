@@ -18,7 +18,8 @@ class ServiceSettings(BaseSettings):
     SERVICE_NAME: str = "service"
     LOG_LEVEL: str = "INFO"
     DATABASE_URL: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
-    DATABASE_POOL_SIZE: int = 10
+    DATABASE_POOL_SIZE: int = 20
+    DATABASE_MAX_OVERFLOW: int = 5
     REDIS_URL: str = "redis://127.0.0.1:6379/0"
     #: Seconds a readiness probe or a Redis call may take before it counts as down.
     DEPENDENCY_TIMEOUT: float = 2.0

@@ -9,7 +9,7 @@ from fastapi import Depends, Header, Query
 from items import service
 from items.models import Item
 from servicekit.auth import Caller, Principal
-from servicekit.db import SessionDep
+from servicekit.db import ReadSessionDep
 from servicekit.errors import Forbidden, NotFound
 
 _STRONG_TAG = re.compile(r'(W/)?("[^"]*")')
@@ -20,7 +20,7 @@ def owner_scope(caller: Principal) -> uuid.UUID | None:
     return None if caller.is_admin else caller.user_id
 
 
-async def valid_owned_item(item_id: uuid.UUID, session: SessionDep, caller: Caller) -> Item:
+async def valid_owned_item(item_id: uuid.UUID, session: ReadSessionDep, caller: Caller) -> Item:
     """The item named in the path, as long as the caller may see it (else 404, never 403)."""
     item = await service.get(session=session, item_id=item_id, owner_id=owner_scope(caller))
     if item is None:

@@ -6,7 +6,7 @@ from typing import Annotated
 from fastapi import Depends
 
 from servicekit.auth import Caller
-from servicekit.db import SessionDep
+from servicekit.db import ReadSessionDep, SessionDep
 from servicekit.errors import NotFound
 from users import service
 from users.models import Profile
@@ -17,7 +17,7 @@ async def my_profile(session: SessionDep, caller: Caller) -> Profile:
     return await service.get_or_create(session=session, user_id=caller.user_id)
 
 
-async def valid_profile(user_id: uuid.UUID, session: SessionDep, caller: Caller) -> Profile:
+async def valid_profile(user_id: uuid.UUID, session: ReadSessionDep, caller: Caller) -> Profile:
     """The profile named in the path; any signed-in user may look (404 when there is none)."""
     profile = await service.get(session=session, user_id=user_id)
     if profile is None:
