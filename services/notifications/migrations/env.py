@@ -3,10 +3,10 @@
 from logging.config import fileConfig
 
 from alembic import context
-from servicekit.migrations import run_migrations
 
 from notifications.models import metadata
 from notifications.settings import settings
+from servicekit.migrations import run_migrations
 
 if context.config.config_file_name is not None:
     fileConfig(context.config.config_file_name, disable_existing_loggers=False)

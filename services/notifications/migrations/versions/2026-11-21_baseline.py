@@ -7,7 +7,6 @@ Create Date: 2026-11-21 08:00:36.020262+00:00
 
 from collections.abc import Sequence
 
-
 revision: str = "0001"
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None

@@ -1,5 +1,106 @@
-"""HTTP routes of the notifications service, all under `/api/v1/notifications`."""
+"""HTTP and WebSocket routes of the notifications service, all under `/api/v1/notifications`."""
 
-from fastapi import APIRouter
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, WebSocket, status
+
+from notifications import service, stream
+from notifications.deps import OwnedNotification
+from notifications.models import (
+    DeliveryList,
+    DeliveryPublic,
+    DeliveryStatus,
+    NotificationList,
+    NotificationPublic,
+)
+from notifications.settings import settings
+from servicekit.auth import AdminCaller, Caller
+from servicekit.db import SessionDep
 
 router = APIRouter(tags=["notifications"])
+
+#: PostgreSQL's OFFSET is a bigint; a larger number is a 422, not a driver error.
+MAX_OFFSET = 2**63 - 1
+Limit = Annotated[int, Query(ge=1, le=100)]
+Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET)]
+UNAUTHORIZED: dict[int | str, dict[str, Any]] = {401: {"description": "Missing or invalid token"}}
+
+
+@router.get("/", summary="List own notifications", responses=UNAUTHORIZED)
+@router.get("", include_in_schema=False)
+async def list_notifications(
+    caller: Caller,
+    session: SessionDep,
+    unread_only: Annotated[bool, Query(description="Only those not read yet")] = False,
+    limit: Limit = 20,
+    offset: Offset = 0,
+) -> NotificationList:
+    """The caller's notifications, newest first, with the number still unread."""
+    notifications, total, unread = await service.get_all(
+        session=session,
+        user_id=caller.user_id,
+        unread_only=unread_only,
+        limit=limit,
+        offset=offset,
+    )
+    return NotificationList(
+        items=[NotificationPublic.model_validate(n) for n in notifications],
+        total=total,
+        limit=limit,
+        offset=offset,
+        unread=unread,
+    )
+
+
+@router.post(
+    "/read-all",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Mark all read",
+    responses=UNAUTHORIZED,
+)
+async def read_all(caller: Caller, session: SessionDep) -> None:
+    """Mark every notification of the caller read."""
+    await service.mark_all_read(session=session, user_id=caller.user_id)
+
+
+@router.post("/{notification_id}/read", summary="Mark read", responses={401: {}, 404: {}})
+async def read_notification(
+    notification: OwnedNotification, session: SessionDep
+) -> NotificationPublic:
+    """Mark one of the caller's notifications read; another user's is 404."""
+    return NotificationPublic.model_validate(
+        await service.mark_read(session=session, notification=notification)
+    )
+
+
+@router.get("/deliveries", summary="List outgoing mail", responses={401: {}, 403: {}})
+async def list_deliveries(
+    caller: AdminCaller,
+    session: SessionDep,
+    status_filter: Annotated[
+        DeliveryStatus | None, Query(alias="status", description="Only this status")
+    ] = None,
+    limit: Limit = 20,
+    offset: Offset = 0,
+) -> DeliveryList:
+    """Every outgoing mail, newest first, with its status, attempts and last error (admins)."""
+    deliveries, total = await service.get_deliveries(
+        session=session, status=status_filter, limit=limit, offset=offset
+    )
+    return DeliveryList(
+        items=[DeliveryPublic.model_validate(d) for d in deliveries],
+        total=total,
+        limit=limit,
+        offset=offset,
+    )
+
+
+@router.websocket("/ws")
+async def notification_stream(websocket: WebSocket) -> None:
+    """New notifications as JSON; the first message must be `{"token": "<access token>"}`."""
+    await stream.serve(
+        websocket,
+        hub=websocket.app.state.hub,
+        auth_timeout=settings.WS_AUTH_TIMEOUT,
+        recheck_interval=settings.WS_RECHECK_INTERVAL,
+    )
