@@ -18,8 +18,6 @@ from notifications.models import NotificationKind
 from notifications.settings import settings
 from servicekit.events.envelope import Envelope, Handler
 
-Handler = Callable[[AsyncSession, Envelope], Awaitable[None]]
-
 WELCOME_TITLE = "Welcome!"
 WELCOME_BODY = "Your account is ready. Confirm your email address with the link we mailed you."
 PASSWORD_CHANGED_TITLE = "Your password was changed"
