@@ -6,6 +6,7 @@ them at `docker compose up` to run the same suite against containers.
 """
 
 import os
+import re
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -76,3 +77,43 @@ def _eventually(check: Callable[[], T], *, timeout: float = 10.0, interval: floa
 @pytest.fixture
 def eventually() -> Callable[..., Any]:
     return _eventually
+
+
+class Mailbox:
+    """The mail sink (Mailpit natively or in compose), read through Mailpit's API."""
+
+    def __init__(self, base_url: str) -> None:
+        self.client = httpx.Client(base_url=base_url, timeout=10.0)
+
+    def messages_to(self, address: str) -> list[dict[str, Any]]:
+        response = self.client.get("/api/v1/search", params={"query": f"to:{address}"})
+        response.raise_for_status()
+        return list(response.json()["messages"])
+
+    def wait_for(self, address: str, subject_contains: str, *, count: int = 1) -> list[dict]:
+        def arrived() -> list[dict[str, Any]]:
+            found = [m for m in self.messages_to(address) if subject_contains in m["Subject"]]
+            return found if len(found) >= count else []
+
+        found = _eventually(arrived, timeout=15)
+        assert found, f"no mail about {subject_contains!r} reached {address}"
+        return found
+
+    def text(self, message: dict[str, Any]) -> str:
+        response = self.client.get(f"/api/v1/message/{message['ID']}")
+        response.raise_for_status()
+        return str(response.json()["Text"])
+
+    def token_in(self, message: dict[str, Any]) -> str:
+        """The `token=` of the first link in a mail."""
+        text = self.text(message)
+        match = re.search(r"token=([A-Za-z0-9_\-]+)", text)
+        assert match, text
+        return match[1]
+
+
+@pytest.fixture
+def mailbox(mailbox_url: str) -> Iterator[Mailbox]:
+    box = Mailbox(mailbox_url)
+    yield box
+    box.client.close()

@@ -178,3 +178,14 @@ async def test_stream_forgets_a_socket_once_the_client_leaves(
         await subscribed(ws, tokens.mint(alice_id), alice_id)
 
     await until(lambda: app.state.hub.listeners(alice_id) == 0)
+
+
+async def test_stream_first_sends_unread_notifications_created_before_connecting(
+    ws_url: str, tokens: TokenFactory, alice_id: uuid.UUID, handle: Handle, subscribed: Any
+) -> None:
+    await handle("user.registered", {"user_id": str(alice_id), "email": "a@example.com",
+                                     "full_name": "Alice", "verification_token": None})  # fmt: skip
+    async with connect(ws_url) as ws:
+        await subscribed(ws, tokens.mint(alice_id), alice_id)
+        message = json.loads(await asyncio.wait_for(ws.recv(), timeout=1.0))
+    assert message["kind"] == "welcome" and message["read_at"] is None

@@ -8,8 +8,12 @@ notification of the user arrives as one JSON text message, the object `GET /` li
 The socket must not outlive its token: the token is checked again before each message
 and every WS_RECHECK_INTERVAL seconds, and once it has expired or been revoked the socket
 closes with 4401 (the client reconnects with a fresh one). When Redis cannot be reached
-the token cannot be checked: 1013, try again later. Notifications created while a client
-was away are not replayed: it reads them with `GET /` after connecting.
+the token cannot be checked: 1013, try again later.
+
+Right after authenticating, the stream first sends the user's unread notifications
+(up to BACKLOG_SIZE, oldest first), then new ones as they come: a client that was away,
+or connected a moment after a notification was created, misses nothing. The backlog is
+read after subscribing, so a notification may arrive twice; clients dedupe by `id`.
 """
 
 import asyncio
@@ -18,6 +22,8 @@ import json
 
 from fastapi import WebSocket, WebSocketDisconnect
 
+from notifications import service
+from notifications.models import NotificationPublic
 from notifications.push import Hub
 from servicekit.auth import Principal, authenticate
 from servicekit.errors import DependencyUnavailable, Unauthorized
@@ -27,6 +33,7 @@ CLOSE_TRY_AGAIN_LATER = 1013
 MAX_FIRST_MESSAGE = 8192
 MAX_CLOSE_REASON = 120  # a close frame's reason holds at most 123 bytes
 NO_TOKEN = 'Send {"token": "<access token>"} first'
+BACKLOG_SIZE = 50
 
 
 class _ClientLeft(Exception):
@@ -49,7 +56,24 @@ async def serve(
     if principal is None:
         return
     async with hub.listen(principal.user_id) as inbox:
+        try:
+            for message in await _unread_backlog(websocket, principal):
+                await websocket.send_text(message)
+        except (WebSocketDisconnect, OSError):
+            return
         await _forward(websocket, inbox, token, recheck_interval)
+
+
+async def _unread_backlog(websocket: WebSocket, principal: Principal) -> list[str]:
+    async with websocket.app.state.database.read_sessionmaker() as session:
+        unread, _, _ = await service.get_all(
+            session=session,
+            user_id=principal.user_id,
+            unread_only=True,
+            limit=BACKLOG_SIZE,
+            offset=0,
+        )
+    return [NotificationPublic.model_validate(n).model_dump_json() for n in reversed(unread)]
 
 
 async def _first_message_token(websocket: WebSocket, wait_seconds: float) -> str | None:
