@@ -1,7 +1,8 @@
 """`make bench`: every benchmark in turn."""
 
-from bench import http_reads, tokens
+from bench import http_reads, registrations, tokens
 
 if __name__ == "__main__":
     tokens.main()
     http_reads.main()
+    registrations.main()
