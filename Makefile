@@ -3,12 +3,12 @@ UV ?= uv
 SERVICES := auth users items notifications
 PYTEST := $(UV) run pytest
 
-.PHONY: dev test lint format test-libs test-services test-e2e $(SERVICES:%=test-%) bench
+.PHONY: dev test lint format test-libs test-services test-deploy test-e2e e2e-compose $(SERVICES:%=test-%) bench
 
 dev:  ## Run the whole stack natively (local PostgreSQL and Redis), gateway on :8000
 	$(UV) run python -m devstack
 
-test: lint test-libs test-services test-e2e  ## Lint, every service's tests, then the end-to-end suite
+test: lint test-libs test-services test-deploy test-e2e  ## Lint, every service's tests, the deployment checks, then the end-to-end suite
 
 lint:
 	$(UV) run ruff check .
@@ -28,8 +28,26 @@ test-services: $(SERVICES:%=test-%)
 $(SERVICES:%=test-%): test-%:
 	$(PYTEST) services/$*/tests
 
+# compose.yaml, docker/ and .env.example checked against the code; no Docker engine needed
+# (PostgreSQL server binaries, as for the other tests).
+test-deploy:
+	$(PYTEST) tests-deploy
+
 # Against GATEWAY_URL/MAILBOX_URL when set (compose); otherwise a private native stack.
 test-e2e:
+	$(PYTEST) tests-e2e
+
+# The end-to-end suite against the containers: build and start everything, wait until every
+# container is healthy, run the suite through the published ports, then always remove it all
+# (containers, network, volumes), pass, fail or Ctrl-C. Needs a Docker engine.
+e2e-compose:
+	@test -f .env || $(UV) run python scripts/generate_env.py
+	trap 'docker compose down --volumes --remove-orphans' EXIT; trap 'exit 130' INT TERM; \
+	docker compose up -d --build --wait \
+		|| { docker compose ps --all; docker compose logs --no-color --tail=200; exit 1; }; \
+	GATEWAY_URL=http://localhost:8000 MAILBOX_URL=http://localhost:8025 \
+	FIRST_ADMIN_EMAIL="$$(sed -n 's/^FIRST_ADMIN_EMAIL=//p' .env)" \
+	FIRST_ADMIN_PASSWORD="$$(sed -n 's/^FIRST_ADMIN_PASSWORD=//p' .env)" \
 	$(PYTEST) tests-e2e
 
 bench:

@@ -2,7 +2,7 @@
 
 from typing import Literal
 
-from pydantic import model_validator
+from pydantic import SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 #: Values that are fine on a laptop and must never reach production.
@@ -12,7 +12,7 @@ DEVELOPMENT_SECRET_MARKER = "dev-only"
 class ServiceSettings(BaseSettings):
     """Environment-driven settings with development defaults that work on this machine."""
 
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
 
     ENVIRONMENT: Literal["development", "test", "production"] = "development"
     SERVICE_NAME: str = "service"
@@ -54,7 +54,10 @@ class ServiceSettings(BaseSettings):
     @model_validator(mode="after")
     def _refuse_development_secrets_in_production(self) -> "ServiceSettings":
         if self.ENVIRONMENT == "production":
-            for name, value in self.model_dump().items():
+            for name in type(self).model_fields:
+                value = getattr(self, name)
+                if isinstance(value, SecretStr):
+                    value = value.get_secret_value()
                 if isinstance(value, str) and DEVELOPMENT_SECRET_MARKER in value:
                     raise ValueError(
                         f"{name} still holds a development default; set it for production"
