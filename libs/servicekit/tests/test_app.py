@@ -31,6 +31,20 @@ async def test_docs_and_schema_are_served_under_the_service_prefix(
     assert "/api/v1/demo/things" in schema["paths"]
 
 
+async def test_docs_load_their_assets_from_the_service_not_a_cdn(
+    client: httpx.AsyncClient,
+) -> None:
+    docs = (await client.get("/api/v1/demo/docs")).text
+    redoc = (await client.get("/api/v1/demo/redoc")).text
+    assert "cdn." not in docs and "cdn." not in redoc
+    for asset in ("swagger-ui-bundle.js", "swagger-ui.css", "redoc.standalone.js"):
+        response = await client.get(f"/api/v1/demo/docs-assets/{asset}")
+        assert response.status_code == 200
+        assert len(response.content) > 10_000
+    redirect = await client.get("/api/v1/demo/docs/oauth2-redirect")
+    assert redirect.status_code == 200 and "oauth2" in redirect.text.lower()
+
+
 async def test_ready_is_200_when_database_and_redis_answer(client: httpx.AsyncClient) -> None:
     response = await client.get("/api/v1/demo/ready")
     assert response.status_code == 200

@@ -7,6 +7,7 @@ from fastapi import APIRouter, FastAPI
 
 from servicekit.auth import KeySource, build_verifier
 from servicekit.db import Database
+from servicekit.docs import install_docs
 from servicekit.errors import install_error_handlers
 from servicekit.events.envelope import Handler
 from servicekit.events.workers import Worker, build_consumer, build_relay, running
@@ -69,14 +70,14 @@ def create_app(
         title=title,
         description=description,
         version="1.0.0",
-        docs_url=f"{prefix}/docs",
-        redoc_url=f"{prefix}/redoc",
+        docs_url=None,  # served by install_docs, with local assets
+        redoc_url=None,
         openapi_url=f"{prefix}/openapi.json",
-        swagger_ui_oauth2_redirect_url=f"{prefix}/docs/oauth2-redirect",
         lifespan=shared_lifespan,
     )
     app.state.settings = settings
     install_error_handlers(app)
+    install_docs(app, prefix)
     app.add_middleware(RequestContextMiddleware)
     app.include_router(health_router, prefix=prefix)
     for router in routers:
