@@ -5,44 +5,22 @@ from servicekit.testing import prepare_environment
 prepare_environment("items")  # before anything imports the service: its settings read the env
 
 import uuid  # noqa: E402
-from collections.abc import AsyncIterator, Awaitable, Callable  # noqa: E402
+from collections.abc import Awaitable, Callable  # noqa: E402
 from typing import Any  # noqa: E402
 
 import httpx  # noqa: E402
 import pytest  # noqa: E402
 from fastapi import FastAPI  # noqa: E402
 from sqlmodel import col, select  # noqa: E402
-from sqlmodel.ext.asyncio.session import AsyncSession  # noqa: E402
 
 from items.models import Item  # noqa: E402
 from servicekit.events.outbox import OutboxEvent  # noqa: E402
 from servicekit.testing import *  # noqa: E402, F403 - the shared fixtures
-from servicekit.testing import TokenFactory  # noqa: E402
 
 ITEMS = "/api/v1/items"
 
 Headers = dict[str, str]
 CreateItem = Callable[..., Awaitable[dict[str, Any]]]
-
-
-@pytest.fixture
-def alice_id() -> uuid.UUID:
-    return uuid.uuid4()
-
-
-@pytest.fixture
-def alice(tokens: TokenFactory, alice_id: uuid.UUID) -> Headers:
-    return tokens.headers(alice_id)
-
-
-@pytest.fixture
-def bob(tokens: TokenFactory) -> Headers:
-    return tokens.headers(uuid.uuid4())
-
-
-@pytest.fixture
-def admin(tokens: TokenFactory) -> Headers:
-    return tokens.headers(uuid.uuid4(), roles=("user", "admin"))
 
 
 @pytest.fixture
@@ -56,13 +34,6 @@ def create_item(client: httpx.AsyncClient, alice: Headers) -> CreateItem:
         return dict(response.json())
 
     return create
-
-
-@pytest.fixture
-async def session(app: FastAPI) -> AsyncIterator[AsyncSession]:
-    """A session of its own, to look at what the service stored."""
-    async with app.state.database.sessionmaker() as session:
-        yield session
 
 
 @pytest.fixture

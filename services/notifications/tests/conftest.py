@@ -26,7 +26,6 @@ import httpx  # noqa: E402
 import pytest  # noqa: E402
 import uvicorn  # noqa: E402
 from fastapi import FastAPI  # noqa: E402
-from sqlmodel.ext.asyncio.session import AsyncSession  # noqa: E402
 
 from devstack.mailsink import MailSink  # noqa: E402
 from devstack.ports import bind_listener  # noqa: E402
@@ -46,38 +45,6 @@ AddNotification = Callable[..., Awaitable[Notification]]
 AddDelivery = Callable[..., Awaitable[Delivery]]
 MakeMailer = Callable[..., Mailer]
 LoadDelivery = Callable[[uuid.UUID], Awaitable[Delivery]]
-
-
-@pytest.fixture
-def alice_id() -> uuid.UUID:
-    return uuid.uuid4()
-
-
-@pytest.fixture
-def bob_id() -> uuid.UUID:
-    return uuid.uuid4()
-
-
-@pytest.fixture
-def alice(tokens: TokenFactory, alice_id: uuid.UUID) -> Headers:
-    return tokens.headers(alice_id)
-
-
-@pytest.fixture
-def bob(tokens: TokenFactory, bob_id: uuid.UUID) -> Headers:
-    return tokens.headers(bob_id)
-
-
-@pytest.fixture
-def admin(tokens: TokenFactory) -> Headers:
-    return tokens.headers(uuid.uuid4(), roles=("user", "admin"))
-
-
-@pytest.fixture
-async def session(app: FastAPI) -> AsyncIterator[AsyncSession]:
-    """A session of the app's own engine, for arranging and inspecting rows."""
-    async with app.state.database.sessionmaker() as session:
-        yield session
 
 
 @pytest.fixture

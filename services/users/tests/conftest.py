@@ -4,7 +4,6 @@ from servicekit.testing import prepare_environment
 
 prepare_environment("users")  # before anything imports the service: its settings read the env
 
-import uuid  # noqa: E402
 from collections.abc import Awaitable, Callable  # noqa: E402
 
 import pytest  # noqa: E402
@@ -13,36 +12,10 @@ from sqlmodel import col, select  # noqa: E402
 
 from servicekit.events.envelope import Envelope  # noqa: E402
 from servicekit.testing import *  # noqa: E402, F403 - the shared fixtures
-from servicekit.testing import TokenFactory  # noqa: E402
 from users.events import HANDLERS  # noqa: E402
 from users.models import Profile  # noqa: E402
 
 Headers = dict[str, str]
-
-
-@pytest.fixture
-def alice_id() -> uuid.UUID:
-    return uuid.uuid4()
-
-
-@pytest.fixture
-def alice(tokens: TokenFactory, alice_id: uuid.UUID) -> Headers:
-    return tokens.headers(alice_id)
-
-
-@pytest.fixture
-def bob_id() -> uuid.UUID:
-    return uuid.uuid4()
-
-
-@pytest.fixture
-def bob(tokens: TokenFactory, bob_id: uuid.UUID) -> Headers:
-    return tokens.headers(bob_id)
-
-
-@pytest.fixture
-def admin(tokens: TokenFactory) -> Headers:
-    return tokens.headers(uuid.uuid4(), roles=("user", "admin"))
 
 
 @pytest.fixture

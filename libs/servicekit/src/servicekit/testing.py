@@ -25,6 +25,8 @@ from fastapi import FastAPI
 from servicekit.db import metadata
 
 if TYPE_CHECKING:
+    from sqlmodel.ext.asyncio.session import AsyncSession
+
     from servicekit.auth import StaticKeySource
     from servicekit.settings import ServiceSettings
 
@@ -71,6 +73,12 @@ __all__ = [
     "service_dir",
     "service_name",
     "tokens",
+    "alice_id",
+    "bob_id",
+    "alice",
+    "bob",
+    "admin",
+    "session",
 ]
 
 
@@ -241,3 +249,40 @@ TEST_PASSWORD = "correct horse battery"
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+# ---- personas for resource services: real tokens for ids no other test uses ----------------
+
+Headers = dict[str, str]
+
+
+@pytest.fixture
+def alice_id() -> uuid.UUID:
+    return uuid.uuid4()
+
+
+@pytest.fixture
+def bob_id() -> uuid.UUID:
+    return uuid.uuid4()
+
+
+@pytest.fixture
+def alice(tokens: TokenFactory, alice_id: uuid.UUID) -> Headers:
+    return tokens.headers(alice_id)
+
+
+@pytest.fixture
+def bob(tokens: TokenFactory, bob_id: uuid.UUID) -> Headers:
+    return tokens.headers(bob_id)
+
+
+@pytest.fixture
+def admin(tokens: TokenFactory) -> Headers:
+    return tokens.headers(uuid.uuid4(), roles=("user", "admin"))
+
+
+@pytest.fixture
+async def session(app: FastAPI) -> AsyncIterator["AsyncSession"]:
+    """A session of the app's own engine, for arranging and inspecting rows."""
+    async with app.state.database.sessionmaker() as session:
+        yield session

@@ -69,22 +69,32 @@ async def _issue_one_time_token(
     return token
 
 
-async def register(*, session: AsyncSession, account_in: AccountCreate) -> Account:
-    """Create an account and announce it with its verification token, in one transaction."""
-    if await get_account_by_email(session=session, email=account_in.email):
-        raise Conflict("An account with this email already exists")
+async def _add_account(
+    *,
+    session: AsyncSession,
+    email: str,
+    password: str,
+    full_name: str | None,
+    is_verified: bool = False,
+    roles: tuple[Role, ...] = (Role.USER,),
+) -> Account:
+    """Stage an account and its `user.registered` event (with a verification token if needed)."""
     account = Account(
-        email=account_in.email,
-        password_hash=await passwords.hash_password(account_in.password),
-        full_name=account_in.full_name or None,
+        email=email,
+        password_hash=await passwords.hash_password(password),
+        full_name=full_name or None,
+        is_verified=is_verified,
+        roles=[role.value for role in roles],
     )
     session.add(account)
-    token = await _issue_one_time_token(
-        session=session,
-        user_id=account.id,
-        purpose=TokenPurpose.VERIFY_EMAIL,
-        ttl=settings.VERIFICATION_TOKEN_TTL,
-    )
+    token = None
+    if not is_verified:
+        token = await _issue_one_time_token(
+            session=session,
+            user_id=account.id,
+            purpose=TokenPurpose.VERIFY_EMAIL,
+            ttl=settings.VERIFICATION_TOKEN_TTL,
+        )
     add_event(
         session,
         type="user.registered",
@@ -95,6 +105,19 @@ async def register(*, session: AsyncSession, account_in: AccountCreate) -> Accou
             "full_name": account.full_name,
             "verification_token": token,
         },
+    )
+    return account
+
+
+async def register(*, session: AsyncSession, account_in: AccountCreate) -> Account:
+    """Create an account and announce it with its verification token, in one transaction."""
+    if await get_account_by_email(session=session, email=account_in.email):
+        raise Conflict("An account with this email already exists")
+    account = await _add_account(
+        session=session,
+        email=account_in.email,
+        password=account_in.password,
+        full_name=account_in.full_name,
     )
     try:
         await session.commit()
@@ -110,24 +133,13 @@ async def ensure_first_admin(*, session: AsyncSession, email: str, password: str
     email = email.strip().lower()
     if await get_account_by_email(session=session, email=email):
         return
-    account = Account(
+    await _add_account(
+        session=session,
         email=email,
-        password_hash=await passwords.hash_password(password),
+        password=password,
         full_name="Administrator",
         is_verified=True,
-        roles=[Role.USER.value, Role.ADMIN.value],
-    )
-    session.add(account)
-    add_event(
-        session,
-        type="user.registered",
-        producer=PRODUCER,
-        data={
-            "user_id": str(account.id),
-            "email": account.email,
-            "full_name": account.full_name,
-            "verification_token": None,
-        },
+        roles=(Role.USER, Role.ADMIN),
     )
     try:
         await session.commit()
