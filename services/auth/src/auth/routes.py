@@ -31,12 +31,11 @@ from servicekit.auth import AdminCaller, Caller
 from servicekit.db import SessionDep
 from servicekit.errors import BadRequest
 from servicekit.fields import Text
+from servicekit.listing import Limit, Offset
 from servicekit.redis import RedisDep
 
 router = APIRouter(tags=["auth"])
 
-Limit = Annotated[int, Query(ge=1, le=100)]
-Offset = Annotated[int, Query(ge=0)]
 UNAUTHORIZED: dict[int | str, dict[str, Any]] = {401: {"description": "Missing or invalid token"}}
 
 

@@ -33,6 +33,7 @@ from servicekit import revocation
 from servicekit.auth import InvalidToken, Principal, TokenVerifier, principal_from_claims
 from servicekit.errors import BadRequest, Conflict, NotFound, TooManyRequests, Unauthorized
 from servicekit.events.outbox import add_event
+from servicekit.listing import contains_pattern
 
 PRODUCER = "auth"
 INVALID_CREDENTIALS = "Incorrect email or password"
@@ -152,8 +153,7 @@ async def list_accounts(
 ) -> tuple[list[Account], int]:
     query = select(Account)
     if q:
-        escaped = q.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        query = query.where(col(Account.email).like(f"%{escaped}%", escape="\\"))
+        query = query.where(col(Account.email).like(contains_pattern(q.lower()), escape="\\"))
     total = (await session.exec(select(func.count()).select_from(query.subquery()))).one()
     page = await session.exec(
         query.order_by(col(Account.created_at).desc(), col(Account.id)).limit(limit).offset(offset)

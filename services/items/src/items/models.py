@@ -25,7 +25,6 @@ def utcnow() -> datetime:
 
 MAX_TAGS = 20
 #: PostgreSQL's OFFSET is a bigint; a larger number is a 422, not a driver error.
-MAX_OFFSET = 2**63 - 1
 
 # `bounded_text` builds its type at run time; a type checker only needs to know these are strings.
 if TYPE_CHECKING:

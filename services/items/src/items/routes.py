@@ -8,7 +8,6 @@ from fastapi import APIRouter, Query, Request, Response, status
 from items import service
 from items.deps import IfMatch, ListScope, OwnedItem, owner_scope
 from items.models import (
-    MAX_OFFSET,
     Item,
     ItemCreate,
     ItemPublic,
@@ -20,6 +19,7 @@ from items.models import (
 )
 from servicekit.auth import Caller
 from servicekit.db import SessionDep
+from servicekit.listing import Limit, Offset
 
 router = APIRouter(tags=["items"])
 
@@ -57,8 +57,8 @@ async def list_items(
         list[Tag], Query(description="Items carrying every tag given (repeatable)")
     ] = [],  # noqa: B006 - FastAPI copies query defaults
     sort: ItemSort = ItemSort.CREATED_AT_DESC,
-    limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+    limit: Limit = 20,
+    offset: Offset = 0,
 ) -> ItemsPublic:
     """The caller's items (an administrator's: everyone's, or `owner_id`'s), newest first."""
     items, total = await service.get_all(

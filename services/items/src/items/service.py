@@ -18,6 +18,7 @@ from items.models import Item, ItemCreate, ItemSort, ItemUpdate, utcnow, version
 from items.settings import settings
 from servicekit.errors import NotFound, PreconditionFailed
 from servicekit.events.outbox import add_event
+from servicekit.listing import contains_pattern
 
 ITEM_NOT_FOUND = "Item not found"
 
@@ -36,12 +37,6 @@ _ORDER: dict[ItemSort, tuple[Any, ...]] = {
 
 def _scope(owner_id: uuid.UUID | None) -> ColumnElement[bool]:
     return sa.true() if owner_id is None else col(Item.owner_id) == owner_id
-
-
-def _like_pattern(text: str) -> str:
-    """`text` anywhere in the title, with `%`, `_` and `\\` taken literally."""
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
 
 
 def _if_match(item_id: uuid.UUID, if_match: frozenset[str] | None) -> ColumnElement[bool]:
@@ -89,7 +84,7 @@ async def get_all(
     conditions = [_scope(owner_id)]
     if q:
         # ILIKE, not lower(): the trigram index on title serves it directly.
-        conditions.append(col(Item.title).ilike(_like_pattern(q), escape="\\"))
+        conditions.append(col(Item.title).ilike(contains_pattern(q), escape="\\"))
     if tags:
         conditions.append(col(Item.tags).contains(list(tags)))  # `@>`, GIN-indexed
     total = (await session.exec(select(sa.func.count()).select_from(Item).where(*conditions))).one()

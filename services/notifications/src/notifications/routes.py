@@ -16,13 +16,11 @@ from notifications.models import (
 from notifications.settings import settings
 from servicekit.auth import AdminCaller, Caller
 from servicekit.db import SessionDep
+from servicekit.listing import Limit, Offset
 
 router = APIRouter(tags=["notifications"])
 
 #: PostgreSQL's OFFSET is a bigint; a larger number is a 422, not a driver error.
-MAX_OFFSET = 2**63 - 1
-Limit = Annotated[int, Query(ge=1, le=100)]
-Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET)]
 UNAUTHORIZED: dict[int | str, dict[str, Any]] = {401: {"description": "Missing or invalid token"}}
 
 

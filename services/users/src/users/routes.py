@@ -6,6 +6,7 @@ from fastapi import APIRouter, Query
 
 from servicekit.auth import AdminCaller, Caller
 from servicekit.db import SessionDep
+from servicekit.listing import Limit, Offset
 from users import service
 from users.deps import MyProfile, ValidProfile
 from users.models import ProfilePublic, ProfileRead, ProfilesRead, ProfileUpdate, SearchText
@@ -17,7 +18,6 @@ _NOT_FOUND: dict[int | str, dict[str, str]] = {404: {"description": "No profile 
 _NOT_ADMIN: dict[int | str, dict[str, str]] = {403: {"description": "Administrators only"}}
 
 #: PostgreSQL's OFFSET is a bigint; a larger number is a 422, not a driver error.
-MAX_OFFSET = 2**63 - 1
 
 
 @router.get("/me", summary="Read my profile")
@@ -42,8 +42,8 @@ async def list_profiles(
     session: SessionDep,
     _: AdminCaller,
     q: Annotated[SearchText | None, Query(description="Part of a name or email, any case")] = None,
-    limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+    limit: Limit = 20,
+    offset: Offset = 0,
 ) -> ProfilesRead:
     """Every profile, newest first, with emails; administrators only."""
     profiles, total = await service.get_all(session=session, q=q, limit=limit, offset=offset)

@@ -15,15 +15,10 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from servicekit.errors import NotFound
+from servicekit.listing import contains_pattern
 from users.models import DISPLAY_NAME_MAX, Profile, ProfileUpdate, utcnow
 
 PROFILE_NOT_FOUND = "Profile not found"
-
-
-def _like_pattern(text: str) -> str:
-    """`text` anywhere, with `%`, `_` and `\\` taken literally."""
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
 
 
 def default_display_name(*, email: str, full_name: str | None) -> str:
@@ -79,7 +74,7 @@ async def get_all(
     """One page of profiles, newest first, whose name or email contains `q` (any case)."""
     conditions: list[sa.ColumnElement[bool]] = []
     if q:
-        pattern = _like_pattern(q)
+        pattern = contains_pattern(q)
         conditions.append(
             sa.or_(
                 col(Profile.display_name).ilike(pattern, escape="\\"),
