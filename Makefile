@@ -13,6 +13,8 @@ test: lint test-libs test-services test-deploy test-e2e  ## Lint, every service'
 lint:
 	$(UV) run ruff check .
 	$(UV) run ruff format --check .
+	$(UV) run mypy libs/servicekit/src libs/devstack/src
+	@for s in $(SERVICES); do $(UV) run mypy services/$$s/src || exit 1; done
 
 format:
 	$(UV) run ruff check --fix .

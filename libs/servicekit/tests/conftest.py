@@ -12,9 +12,11 @@ from pydantic import BaseModel, Field
 from devstack.ports import free_port
 from devstack.servers import PostgresServer, RedisServer
 from servicekit.app import create_app
+from servicekit.auth import Caller, build_verifier
 from servicekit.errors import NotFound
 from servicekit.fields import bounded_text
 from servicekit.settings import ServiceSettings
+from servicekit.testing import TokenFactory
 
 
 @pytest.fixture(scope="session")
@@ -45,6 +47,10 @@ def demo_router() -> APIRouter:
     async def read_thing(name: str) -> Thing:
         raise NotFound("Thing not found")
 
+    @router.get("/whoami")
+    async def whoami(caller: Caller) -> dict[str, str]:
+        return {"user_id": str(caller.user_id)}
+
     @router.get("/boom")
     async def boom() -> None:
         raise RuntimeError("secret internals")
@@ -63,6 +69,8 @@ async def demo_app(postgres: PostgresServer, redis_server: RedisServer) -> Async
     )
     app = create_app(settings, routers=[demo_router()], title="Demo")
     async with app.router.lifespan_context(app):
+        app.state.tokens = TokenFactory(settings)
+        app.state.token_verifier = build_verifier(settings, app.state.tokens.key_source)
         yield app
 
 

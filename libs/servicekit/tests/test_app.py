@@ -4,6 +4,7 @@ import asyncio
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
 from devstack.servers import PostgresServer, RedisServer
 
@@ -85,6 +86,26 @@ async def test_ready_names_the_database_when_it_is_down_and_recovers_without_res
     finally:
         postgres.start()
     assert (await _wait_for_ready_status(client, 200)).status_code == 200
+
+
+async def test_protected_route_is_503_not_500_while_redis_is_down(
+    client: httpx.AsyncClient, demo_app: FastAPI, redis_server: RedisServer
+) -> None:
+    headers = demo_app.state.tokens.headers()
+    assert (await client.get("/api/v1/demo/whoami", headers=headers)).status_code == 200
+    redis_server.stop()
+    try:
+        response = await client.get("/api/v1/demo/whoami", headers=headers)
+        assert response.status_code == 503
+        assert response.json() == {"detail": "Token revocation cannot be checked"}
+    finally:
+        redis_server.start()
+    for _ in range(50):
+        response = await client.get("/api/v1/demo/whoami", headers=headers)
+        if response.status_code == 200:
+            break
+        await asyncio.sleep(0.1)
+    assert response.status_code == 200
 
 
 async def test_request_id_is_generated_when_absent(client: httpx.AsyncClient) -> None:

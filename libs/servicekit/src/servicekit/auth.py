@@ -20,6 +20,8 @@ import jwt
 from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.requests import HTTPConnection
 
 from servicekit import revocation
@@ -191,7 +193,7 @@ class TokenVerifier:
                 token_id=principal.token_id,
                 issued_at=principal.issued_at,
             )
-        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+        except (RedisConnectionError, RedisTimeoutError) as exc:
             raise DependencyUnavailable("Token revocation cannot be checked") from exc
         if revoked:
             raise InvalidToken("Token revoked")

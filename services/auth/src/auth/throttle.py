@@ -14,7 +14,9 @@ async def ensure_login_allowed(redis: Redis, *, email: str, address: str) -> Non
     """Refuse before checking the password, so a locked account costs no hashing."""
     account_key, address_key = _keys(email, address)
     async with redis.pipeline(transaction=False) as pipe:
-        pipe.get(account_key).ttl(account_key).get(address_key).ttl(address_key)
+        for key in (account_key, address_key):
+            pipe.get(key)
+            pipe.ttl(key)
         account_count, account_ttl, address_count, address_ttl = await pipe.execute()
     retry_after = 0
     if int(account_count or 0) >= settings.LOGIN_MAX_FAILURES_PER_ACCOUNT:
@@ -29,7 +31,8 @@ async def record_login_failure(redis: Redis, *, email: str, address: str) -> Non
     async with redis.pipeline(transaction=True) as pipe:
         for key in _keys(email, address):
             # The window starts at the first failure and is not extended by later ones.
-            pipe.incr(key).expire(key, settings.LOGIN_FAILURE_WINDOW, nx=True)
+            pipe.incr(key)
+            pipe.expire(key, settings.LOGIN_FAILURE_WINDOW, nx=True)
         await pipe.execute()
 
 

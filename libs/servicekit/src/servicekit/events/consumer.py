@@ -22,6 +22,7 @@ from redis.asyncio import Redis
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from servicekit.events.envelope import Envelope, Handler
@@ -178,7 +179,7 @@ class EventConsumer:
                 .values(event_id=envelope.id, event_type=envelope.type,
                         processed_at=datetime.now(UTC))
                 .on_conflict_do_nothing()
-                .returning(ProcessedEvent.event_id)  # type: ignore[arg-type]
+                .returning(col(ProcessedEvent.event_id))
             )  # fmt: skip
             if first_time.first() is None:
                 return  # handled before: a redelivery

@@ -16,7 +16,7 @@ class Envelope(BaseModel):
     type: str
     occurred_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
     producer: str
-    request_id: str | None = Field(default_factory=request_id_var.get)
+    request_id: str | None = Field(default_factory=lambda: request_id_var.get())
     data: dict[str, Any]
 
 

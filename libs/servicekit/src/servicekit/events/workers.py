@@ -3,8 +3,8 @@
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
 
@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-Worker = Callable[[asyncio.Event], Awaitable[None]]
+Worker = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
 
 
 # The relay and consumer modules are imported on use: importing them registers their
@@ -55,7 +55,7 @@ def build_consumer(app: FastAPI, handlers: Mapping[str, Handler]) -> "EventConsu
 async def running(*workers: Worker) -> AsyncIterator[None]:
     """Run workers for the span of the block; on exit, ask them to stop, then cancel."""
     stop = asyncio.Event()
-    tasks = [asyncio.create_task(worker(stop)) for worker in workers]
+    tasks: list[asyncio.Task[None]] = [asyncio.create_task(worker(stop)) for worker in workers]
     try:
         yield
     finally:
