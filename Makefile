@@ -3,12 +3,12 @@ UV ?= uv
 SERVICES := auth users items notifications
 PYTEST := $(UV) run pytest
 
-.PHONY: dev test lint format test-libs test-services test-deploy test-e2e e2e-compose $(SERVICES:%=test-%) bench
+.PHONY: dev test lint format test-libs test-services test-deploy test-security test-e2e e2e-compose $(SERVICES:%=test-%) bench
 
 dev:  ## Run the whole stack natively (local PostgreSQL and Redis), gateway on :8000
 	$(UV) run python -m devstack
 
-test: lint test-libs test-services test-deploy test-e2e  ## Lint, every service's tests, the deployment checks, then the end-to-end suite
+test: lint test-libs test-services test-deploy test-e2e test-security  ## Lint, unit and service tests, deployment checks, end-to-end, hostile input
 
 lint:
 	$(UV) run ruff check .
@@ -34,6 +34,11 @@ $(SERVICES:%=test-%): test-%:
 # (PostgreSQL server binaries, as for the other tests).
 test-deploy:
 	$(PYTEST) tests-deploy
+
+# Fuzzing (schemathesis over every OpenAPI), hostile input and the JWT attack matrix, through
+# the gateway of a private native stack. One process: each xdist worker would start a stack.
+test-security:
+	$(PYTEST) tests-security
 
 # Against GATEWAY_URL/MAILBOX_URL when set (compose); otherwise a private native stack.
 test-e2e:

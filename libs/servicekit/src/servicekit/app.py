@@ -13,7 +13,8 @@ from servicekit.events.envelope import Handler
 from servicekit.events.workers import Worker, build_consumer, build_relay, running
 from servicekit.health import router as health_router
 from servicekit.logging import configure_logging
-from servicekit.middleware import RequestContextMiddleware
+from servicekit.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
+from servicekit.openapi import install_platform_responses
 from servicekit.redis import create_redis
 from servicekit.settings import ServiceSettings
 
@@ -78,6 +79,9 @@ def create_app(
     app.state.settings = settings
     install_error_handlers(app)
     install_docs(app, prefix)
+    install_platform_responses(app)
+    # Added last, so outermost: the request-context middleware wraps the body limit's 413.
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.MAX_BODY_BYTES)
     app.add_middleware(RequestContextMiddleware)
     app.include_router(health_router, prefix=prefix)
     for router in routers:

@@ -10,6 +10,7 @@ import json
 import logging
 from typing import Any
 
+import asyncpg
 import redis.exceptions
 from fastapi import FastAPI, Request, status
 from fastapi.exceptions import RequestValidationError
@@ -80,6 +81,24 @@ class DependencyUnavailable(ServiceError):
     detail = "A dependency is unavailable; try again shortly"
 
 
+#: Inputs nested deeper are not echoed: JSON parsing stops near Python's recursion limit, and
+#: serialising such an input again, a few frames deeper inside the response, would overflow.
+MAX_ECHOED_DEPTH = 32
+
+
+def _shallow(value: Any) -> bool:
+    """Whether lists and dicts nest at most `MAX_ECHOED_DEPTH` deep (checked without recursion)."""
+    pending = [(value, 0)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, dict | list):
+            if depth >= MAX_ECHOED_DEPTH:
+                return False
+            children = item.values() if isinstance(item, dict) else item
+            pending.extend((child, depth + 1) for child in children)
+    return True
+
+
 def _json_safe(value: Any) -> bool:
     try:
         json.dumps(value, allow_nan=False, ensure_ascii=False).encode("utf-8")
@@ -96,7 +115,7 @@ def _readable(value: Any) -> Any:
 
 
 def validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
-    """FastAPI's 422 shape, minus anything that cannot be serialised (inf, lone surrogates)."""
+    """FastAPI's 422 shape, minus what cannot be serialised (inf, lone surrogates, deep nests)."""
     errors = []
     for error in exc.errors():
         clean: dict[str, Any] = {
@@ -104,7 +123,7 @@ def validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
             "loc": [_readable(part) for part in error.get("loc", ())],
             "msg": _readable(error.get("msg", "")),
         }
-        if "input" in error and _json_safe(error["input"]):
+        if "input" in error and _shallow(error["input"]) and _json_safe(error["input"]):
             clean["input"] = error["input"]
         ctx = error.get("ctx")
         if ctx:
@@ -116,6 +135,13 @@ def validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
 def _is_connection_failure(exc: sa_exc.DBAPIError) -> bool:
     return exc.connection_invalidated or isinstance(
         exc, sa_exc.OperationalError | sa_exc.InterfaceError
+    )
+
+
+def _is_refused_value(exc: sa_exc.DBAPIError) -> bool:
+    """PostgreSQL refused a value, or asyncpg could not even encode it (an int over 64 bits)."""
+    return isinstance(exc, sa_exc.DataError) or isinstance(
+        getattr(exc.orig, "__cause__", None), asyncpg.exceptions.DataError
     )
 
 
@@ -145,7 +171,7 @@ def install_error_handlers(app: FastAPI) -> None:
         if _is_connection_failure(exc):
             logger.warning("database unavailable", extra={"error": str(exc.orig)})
             return JSONResponse({"detail": "The database is unavailable; try again shortly"}, 503)
-        if isinstance(exc, sa_exc.DataError):
+        if _is_refused_value(exc):
             # Input the schema let through but PostgreSQL refuses (an out-of-range number...).
             return JSONResponse({"detail": "A value is out of range or malformed"}, 422)
         logger.exception("database error")

@@ -1,11 +1,12 @@
-"""Pure ASGI middleware: request ids, security headers and one access-log line per request."""
+"""Pure ASGI middleware: request ids, security headers, an access-log line, bounded bodies."""
 
 import logging
 import re
 import time
 import uuid
 
-from starlette.datastructures import MutableHeaders
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -81,3 +82,70 @@ class RequestContextMiddleware:
                     },
                 )
             request_id_var.reset(token)
+
+
+class RequestBodyTooLarge(HTTPException):
+    """Raised from `receive` past the limit; FastAPI re-raises HTTPExceptions from body parsing."""
+
+    def __init__(self) -> None:
+        # No `Connection: close`: uvicorn then discards the unread rest of the body instead of
+        # resetting the connection, and a proxy in front (which sends the whole body before it
+        # reads the answer) passes the 413 on rather than a 502.
+        super().__init__(413, "Request body too large")
+
+
+def _declared_length(scope: Scope) -> int | None:
+    value = Headers(scope=scope).get("content-length")
+    return int(value) if value is not None and value.isascii() and value.isdigit() else None
+
+
+class BodySizeLimitMiddleware:
+    """Answer 413 to a request body over `max_bytes` without reading it whole.
+
+    A declared Content-Length over the limit is refused before any route runs (so nothing
+    happens); a streamed body is counted as it arrives and refused once it passes the limit.
+    Sits inside `RequestContextMiddleware`, so the 413 carries the request id and headers.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = _declared_length(scope)
+        if declared is not None and declared > self.max_bytes:
+            await self._refuse(scope, receive, send)
+            return
+        received = 0
+        response_started = False
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise RequestBodyTooLarge()
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal response_started
+            response_started = response_started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, tracking_send)
+        except RequestBodyTooLarge:
+            # Normally answered by the error handlers; this catches a read outside a route.
+            if response_started:
+                raise
+            await self._refuse(scope, receive, send)
+
+    @staticmethod
+    async def _refuse(scope: Scope, receive: Receive, send: Send) -> None:
+        refusal = RequestBodyTooLarge()
+        response = JSONResponse({"detail": refusal.detail}, refusal.status_code, refusal.headers)
+        await response(scope, receive, send)

@@ -23,6 +23,8 @@ class ServiceSettings(BaseSettings):
     REDIS_URL: str = "redis://127.0.0.1:6379/0"
     #: Seconds a readiness probe or a Redis call may take before it counts as down.
     DEPENDENCY_TIMEOUT: float = 2.0
+    #: Largest request body accepted, in bytes; a larger one is a 413 before it is read whole.
+    MAX_BODY_BYTES: int = 1_048_576
 
     # Tokens, as every service verifies them.
     AUTH_ISSUER: str = "http://localhost:8000/api/v1/auth"

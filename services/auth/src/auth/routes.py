@@ -177,9 +177,11 @@ async def verify_email_link(
     return HTMLResponse(verification_page(verified=True))
 
 
+# `response_class=Response`: the 202s have no body, and the schema must not promise JSON.
 @router.post(
     "/verify-email/resend",
     status_code=status.HTTP_202_ACCEPTED,
+    response_class=Response,
     responses={401: {}, 409: {}, 429: {}},
 )
 async def resend_verification(caller: Caller, session: SessionDep, redis: RedisDep) -> Response:
@@ -188,7 +190,7 @@ async def resend_verification(caller: Caller, session: SessionDep, redis: RedisD
     return Response(status_code=status.HTTP_202_ACCEPTED)
 
 
-@router.post("/password/forgot", status_code=status.HTTP_202_ACCEPTED)
+@router.post("/password/forgot", status_code=status.HTTP_202_ACCEPTED, response_class=Response)
 async def forgot_password(session: SessionDep, redis: RedisDep, body: PasswordForgot) -> Response:
     """Mail a reset link if the email is known; the answer is the same either way."""
     await service.forgot_password(session=session, redis=redis, email=body.email)
