@@ -184,3 +184,18 @@ async def test_unserialisable_input_is_a_clean_422(
     detail = response.json()["detail"]
     assert isinstance(detail, list) and detail
     assert all({"type", "loc", "msg"} <= set(error) for error in detail)
+
+
+@pytest.mark.parametrize("sqlstate", ["57P03", "57P01", "08006"])
+async def test_a_database_shutting_down_or_starting_is_unavailable(sqlstate: str) -> None:
+    from sqlalchemy import exc as sa_exc
+
+    from servicekit.db import is_database_unavailable
+
+    class StartingUp(Exception):
+        pass
+
+    orig = StartingUp("the database system is starting up")
+    orig.sqlstate = sqlstate  # type: ignore[attr-defined]
+    assert is_database_unavailable(sa_exc.DBAPIError("SELECT 1", {}, orig))
+    assert not is_database_unavailable(sa_exc.DBAPIError("SELECT 1", {}, ValueError("syntax")))

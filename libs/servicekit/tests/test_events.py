@@ -68,7 +68,7 @@ async def record(session: AsyncSession, envelope: Envelope) -> None:
 
 
 def relay(database: Database, redis: Redis) -> OutboxRelay:
-    return OutboxRelay(sessionmaker=database.sessionmaker, redis=redis, stream=STREAM)
+    return OutboxRelay(sessionmaker=database.sessionmaker, redis=redis, stream=STREAM, name="demo")
 
 
 def consumer(database: Database, redis: Redis, name: str, **options: Any) -> EventConsumer:
@@ -269,3 +269,45 @@ async def test_outbox_rows_are_marked_published(database: Database, redis: Redis
             .where(col(OutboxEvent.published_at).is_not(None))
         )
         assert published.one() == 1
+
+
+async def test_events_lost_with_redis_data_are_replayed_and_handled_once(
+    database: Database, redis: Redis
+) -> None:
+    the_relay = relay(database, redis)
+    await the_relay.replay_if_redis_lost_data()  # first start: sets the marker
+    await stage(database, "handled before the wipe")
+    await stage(database, "lost in the wipe")
+    await the_relay.publish_batch()
+    worker = consumer(database, redis, "one")
+    await worker.ensure_group()
+    first = await redis.xreadgroup("demo", "one", {STREAM: ">"}, count=1)
+    [(_, [(message_id, fields)])] = first
+    await worker.handle_message(message_id, fields)  # only the first one got handled
+    await redis.flushall()  # Redis restarts empty: stream, group and marker are gone
+
+    assert await the_relay.replay_if_redis_lost_data() == 2
+    assert await the_relay.publish_batch() == 2
+    await worker.ensure_group()
+    assert await worker.consume_new() == 2
+    assert await effects(database) == ["handled before the wipe", "lost in the wipe"]
+    assert await the_relay.replay_if_redis_lost_data() == 0
+
+
+async def test_the_consumer_loop_recreates_its_group_after_redis_lost_it(
+    database: Database, redis: Redis
+) -> None:
+    worker = consumer(database, redis, "resilient")
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    await asyncio.sleep(0.3)
+    await redis.flushall()
+    await stage(database, "after the wipe")
+    await relay(database, redis).publish_batch()
+    for _ in range(100):
+        if await effects(database) == ["after the wipe"]:
+            break
+        await asyncio.sleep(0.1)
+    stop.set()
+    await task
+    assert await effects(database) == ["after the wipe"]

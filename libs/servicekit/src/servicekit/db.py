@@ -5,6 +5,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from sqlalchemy import MetaData
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -68,6 +69,28 @@ async def get_read_session(request: Request) -> AsyncIterator[AsyncSession]:
     database: Database = request.app.state.database
     async with database.read_sessionmaker() as session:
         yield session
+
+
+#: SQLSTATE classes that mean "PostgreSQL cannot serve right now", not "your query is wrong":
+#: 08 connection exceptions, 57P operator intervention (shutting down, starting up, recovering).
+_UNAVAILABLE_SQLSTATES = ("08", "57P")
+
+
+def is_database_unavailable(exc: BaseException) -> bool:
+    """True when a database error says the server is down or restarting: retry, answer 503."""
+    if isinstance(exc, OSError | TimeoutError):
+        return True
+    if not isinstance(exc, sa_exc.DBAPIError):
+        return False
+    if exc.connection_invalidated or isinstance(
+        exc, sa_exc.OperationalError | sa_exc.InterfaceError
+    ):
+        return True
+    for error in (exc.orig, getattr(exc.orig, "__cause__", None)):
+        sqlstate = getattr(error, "sqlstate", None) or getattr(error, "pgcode", None)
+        if isinstance(sqlstate, str) and sqlstate.startswith(_UNAVAILABLE_SQLSTATES):
+            return True
+    return False
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session)]

@@ -18,6 +18,8 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from servicekit.db import is_database_unavailable
+
 logger = logging.getLogger(__name__)
 
 
@@ -132,12 +134,6 @@ def validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     return errors
 
 
-def _is_connection_failure(exc: sa_exc.DBAPIError) -> bool:
-    return exc.connection_invalidated or isinstance(
-        exc, sa_exc.OperationalError | sa_exc.InterfaceError
-    )
-
-
 def _is_refused_value(exc: sa_exc.DBAPIError) -> bool:
     """PostgreSQL refused a value, or asyncpg could not even encode it (an int over 64 bits)."""
     return isinstance(exc, sa_exc.DataError) or isinstance(
@@ -168,7 +164,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(sa_exc.DBAPIError)
     async def _database_error(_: Request, exc: sa_exc.DBAPIError) -> JSONResponse:
-        if _is_connection_failure(exc):
+        if is_database_unavailable(exc):
             logger.warning("database unavailable", extra={"error": str(exc.orig)})
             return JSONResponse({"detail": "The database is unavailable; try again shortly"}, 503)
         if _is_refused_value(exc):

@@ -19,12 +19,12 @@ from datetime import UTC, datetime
 import redis.exceptions
 from pydantic import ValidationError
 from redis.asyncio import Redis
-from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from servicekit.db import is_database_unavailable
 from servicekit.events.envelope import Envelope, Handler
 from servicekit.events.processed import ProcessedEvent
 from servicekit.events.relay import _sleep_unless
@@ -33,15 +33,15 @@ from servicekit.logging import request_id_var
 logger = logging.getLogger(__name__)
 
 
-#: Failures that say nothing about the event: retry it later instead of dead-lettering it.
-TRANSIENT = (
-    redis.exceptions.ConnectionError,
-    redis.exceptions.TimeoutError,
-    sa_exc.OperationalError,
-    sa_exc.InterfaceError,
-    OSError,
-    TimeoutError,
-)
+def is_transient(exc: BaseException) -> bool:
+    """A failure that says nothing about the event: retry it later, never dead-letter it."""
+    redis_down = isinstance(exc, redis.exceptions.ConnectionError | redis.exceptions.TimeoutError)
+    return redis_down or is_database_unavailable(exc)
+
+
+def _is_missing_group(exc: BaseException) -> bool:
+    """Redis lost the stream (restarted empty, flushed): the group must be created again."""
+    return isinstance(exc, redis.exceptions.ResponseError) and "NOGROUP" in str(exc)
 
 
 class EventConsumer:
@@ -87,10 +87,13 @@ class EventConsumer:
                 await self.claim_abandoned()
                 await self.consume_new()
                 backoff = 0.1
-            except TRANSIENT as exc:
-                logger.warning(
-                    "event consumer paused", extra={"err": str(exc), "group": self.group}
-                )
+            except Exception as exc:  # noqa: BLE001 - the loop must outlive any failure
+                if is_transient(exc) or _is_missing_group(exc):
+                    logger.warning(
+                        "event consumer paused", extra={"err": str(exc), "group": self.group}
+                    )
+                else:
+                    logger.exception("event consumer failed; retrying", extra={"group": self.group})
                 recovering = True
                 await _sleep_unless(stop, backoff)
                 backoff = min(backoff * 2, 5.0)
@@ -157,9 +160,9 @@ class EventConsumer:
                 try:
                     await self._handle_once(handler, envelope)
                     return None
-                except TRANSIENT:
-                    raise
                 except Exception as exc:  # noqa: BLE001 - a handler's bug or bad data
+                    if is_transient(exc):
+                        raise
                     logger.warning(
                         "event handler failed",
                         extra={"event_id": str(envelope.id), "type": envelope.type,

@@ -3,6 +3,12 @@
 Delivery is at least once: if Redis takes an event but the commit that marks it fails,
 it is published again later, and consumers drop the duplicate by its id. Several
 replicas can relay at once: rows are claimed with `FOR UPDATE SKIP LOCKED`.
+
+Published rows are kept for RETENTION. If Redis comes back without its data (restarted
+without persistence, flushed, failed over to an empty replica), the stream lost events
+nobody may have consumed yet: the relay notices its marker key is gone and publishes
+the retained rows again. Consumers have recorded what they handled, so only what was
+really lost has an effect.
 """
 
 import asyncio
@@ -30,6 +36,7 @@ class OutboxRelay:
         sessionmaker: async_sessionmaker[AsyncSession],
         redis: Redis,
         stream: str,
+        name: str,
         batch_size: int = 100,
         poll_interval: float = 0.2,
         max_stream_length: int = 1_000_000,
@@ -37,6 +44,25 @@ class OutboxRelay:
         self.sessionmaker, self.redis, self.stream = sessionmaker, redis, stream
         self.batch_size, self.poll_interval = batch_size, poll_interval
         self.max_stream_length = max_stream_length
+        self.marker = f"{stream}:relay:{name}"
+
+    async def replay_if_redis_lost_data(self) -> int:
+        """Mark retained events unpublished again when Redis no longer holds our marker."""
+        if await self.redis.exists(self.marker):
+            return 0
+        async with self.sessionmaker() as session:
+            replayed = await session.exec(
+                sa.update(OutboxEvent)
+                .where(col(OutboxEvent.published_at) > datetime.now(UTC) - RETENTION)
+                .values(published_at=None)
+                .returning(col(OutboxEvent.id))
+            )
+            count = len(replayed.all())
+            await session.commit()
+        await self.redis.set(self.marker, datetime.now(UTC).isoformat())
+        if count:
+            logger.warning("redis lost the event stream; replaying", extra={"events": count})
+        return count
 
     async def publish_batch(self) -> int:
         """Publish up to one batch of pending events, oldest first; return how many."""
@@ -83,6 +109,7 @@ class OutboxRelay:
         loops = 0
         while not stop.is_set():
             try:
+                await self.replay_if_redis_lost_data()
                 published = await self.publish_batch()
                 if loops % 3000 == 0:
                     await self.prune()

@@ -32,6 +32,7 @@ def build_relay(app: FastAPI) -> "OutboxRelay":
         sessionmaker=app.state.database.sessionmaker,
         redis=app.state.redis,
         stream=settings.EVENT_STREAM,
+        name=settings.SERVICE_NAME,
         poll_interval=settings.OUTBOX_POLL_INTERVAL,
     )
 
