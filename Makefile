@@ -3,12 +3,12 @@ UV ?= uv
 SERVICES := auth users items notifications
 PYTEST := $(UV) run pytest
 
-.PHONY: dev test lint format test-libs test-services test-deploy test-security test-e2e e2e-compose $(SERVICES:%=test-%) bench
+.PHONY: dev test lint format test-libs test-services test-deploy test-security test-reliability test-e2e e2e-compose soak reliability-report $(SERVICES:%=test-%) bench
 
 dev:  ## Run the whole stack natively (local PostgreSQL and Redis), gateway on :8000
 	$(UV) run python -m devstack
 
-test: lint test-libs test-services test-deploy test-e2e test-security  ## Lint, unit and service tests, deployment checks, end-to-end, hostile input
+test: lint test-libs test-services test-deploy test-e2e test-security test-reliability  ## Everything below, in order
 
 lint:
 	$(UV) run ruff check .
@@ -39,6 +39,19 @@ test-deploy:
 # the gateway of a private native stack. One process: each xdist worker would start a stack.
 test-security:
 	$(PYTEST) tests-security
+
+# Faults (Redis, PostgreSQL, consumer and mailer crashes, SMTP) and races, on a private stack.
+test-reliability:
+	$(PYTEST) tests-reliability
+
+# Locust headless on a private native stack, rate limit lifted: 30 users, 3 min, CSV in
+# load/results/; fails on any failed request, locustfile exception or dead process.
+soak:
+	$(UV) run python load/run_soak.py --users 30 --spawn-rate 5 --run-time 3m --csv load/results/soak
+
+# Runs the fault scenarios and a short load run, then rewrites docs/reliability.md.
+reliability-report:
+	$(UV) run python scripts/reliability_report.py
 
 # Against GATEWAY_URL/MAILBOX_URL when set (compose); otherwise a private native stack.
 test-e2e:

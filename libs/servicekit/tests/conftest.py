@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 
 from devstack.ports import free_port
 from devstack.servers import PostgresServer, RedisServer
+from servicekit import revocation
 from servicekit.app import create_app
 from servicekit.auth import Caller, build_verifier
 from servicekit.errors import NotFound
@@ -69,6 +70,7 @@ async def demo_app(postgres: PostgresServer, redis_server: RedisServer) -> Async
     )
     app = create_app(settings, routers=[demo_router()], title="Demo")
     async with app.router.lifespan_context(app):
+        await revocation.mark_restored(app.state.redis)
         app.state.tokens = TokenFactory(settings)
         app.state.token_verifier = build_verifier(settings, app.state.tokens.key_source)
         yield app

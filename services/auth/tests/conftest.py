@@ -8,6 +8,7 @@ from servicekit.testing import prepare_environment
 prepare_environment("auth")  # before anything imports the service: its settings read the env
 os.environ["AUTH_KEYS_DIR"] = tempfile.mkdtemp(prefix="auth-test-keys-")
 os.environ["FIRST_ADMIN_EMAIL"] = ""  # tests create their admin explicitly
+os.environ["REVOCATION_CHECK_INTERVAL"] = "3600"  # tests restore revocations themselves
 
 import uuid  # noqa: E402
 from collections.abc import Awaitable, Callable  # noqa: E402

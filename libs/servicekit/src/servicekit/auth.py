@@ -195,6 +195,8 @@ class TokenVerifier:
             )
         except (RedisConnectionError, RedisTimeoutError) as exc:
             raise DependencyUnavailable("Token revocation cannot be checked") from exc
+        except revocation.RevocationStateLost as exc:
+            raise DependencyUnavailable("Token revocations are being restored") from exc
         if revoked:
             raise InvalidToken("Token revoked")
         return principal

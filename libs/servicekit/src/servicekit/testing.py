@@ -22,6 +22,7 @@ from alembic import command
 from alembic.config import Config
 from fastapi import FastAPI
 
+from servicekit import revocation
 from servicekit.db import metadata
 
 if TYPE_CHECKING:
@@ -137,6 +138,8 @@ async def database(service_dir: Path) -> AsyncIterator[str]:
 async def app(service_app: FastAPI, database: str, redis_server: str) -> AsyncIterator[FastAPI]:
     """The service app with its lifespan running (engine, Redis, background tasks)."""
     async with service_app.router.lifespan_context(service_app):
+        # What the auth service does once Redis holds every revocation.
+        await revocation.mark_restored(service_app.state.redis)
         yield service_app
 
 
@@ -158,6 +161,7 @@ async def _empty_state_after_test(request: pytest.FixtureRequest) -> AsyncIterat
         async with app.state.database.engine.begin() as connection:
             await connection.exec_driver_sql(f"TRUNCATE {quoted} CASCADE")
     await app.state.redis.flushdb()
+    await revocation.mark_restored(app.state.redis)
 
 
 def _schema_differences(connection: object) -> list[object]:

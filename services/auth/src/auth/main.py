@@ -2,15 +2,17 @@
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 
 from fastapi import FastAPI
 
-from auth import service
+from auth import revocations, service
 from auth.keyring import load_keyring
 from auth.routes import router
 from auth.settings import settings
 from servicekit.app import create_app
 from servicekit.auth import StaticKeySource
+from servicekit.events.workers import running
 
 keyring = load_keyring(settings)
 
@@ -18,6 +20,12 @@ keyring = load_keyring(settings)
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.keyring = keyring
+    restore = partial(
+        revocations.keep_restored,
+        sessionmaker=app.state.database.sessionmaker,
+        redis=app.state.redis,
+        interval=settings.REVOCATION_CHECK_INTERVAL,
+    )
     if settings.FIRST_ADMIN_EMAIL and settings.FIRST_ADMIN_PASSWORD:
         async with app.state.database.sessionmaker() as session:
             await service.ensure_first_admin(
@@ -25,7 +33,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                 email=settings.FIRST_ADMIN_EMAIL,
                 password=settings.FIRST_ADMIN_PASSWORD.get_secret_value(),
             )
-    yield
+    async with running(restore):
+        yield
 
 
 app = create_app(

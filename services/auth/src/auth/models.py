@@ -96,6 +96,27 @@ class OneTimeToken(SQLModel, table=True):
     used_at: datetime | None = _timestamp(default=None)  # type: ignore[assignment]
 
 
+class RevocationKind(StrEnum):
+    SESSION = "session"
+    USER = "user"
+
+
+class Revocation(SQLModel, table=True):
+    """Every revocation still in force, so Redis can be rebuilt if it ever loses its copy.
+
+    No foreign key: a deleted account's tokens must stay revoked after the account is gone.
+    """
+
+    __tablename__ = "revocation"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    kind: str = Field(max_length=10)
+    subject: uuid.UUID
+    #: For a user: tokens issued at or before this Unix time are revoked.
+    not_before: float | None = Field(default=None, sa_type=sa.Double)  # type: ignore[call-overload]
+    expires_at: datetime = _timestamp(index=True)  # type: ignore[assignment]
+
+
 # ---- schemas ------------------------------------------------------------------------------
 
 

@@ -5,7 +5,6 @@ request fails with 503 and changes nothing; if the commit fails afterwards, the
 tokens are merely revoked early, which is the safe side.
 """
 
-import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -15,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from auth import passwords, throttle
+from auth import passwords, revocations, throttle
 from auth.keyring import Keyring
 from auth.models import (
     Account,
@@ -29,7 +28,6 @@ from auth.models import (
 )
 from auth.settings import settings
 from auth.tokens import mint_pair, new_one_time_token, sha256
-from servicekit import revocation
 from servicekit.auth import InvalidToken, Principal, TokenVerifier, principal_from_claims
 from servicekit.errors import BadRequest, Conflict, NotFound, TooManyRequests, Unauthorized
 from servicekit.events.outbox import add_event
@@ -315,7 +313,7 @@ async def refresh(
 async def _end_sessions(
     *, session: AsyncSession, redis: Redis, session_ids: list[uuid.UUID]
 ) -> None:
-    await revocation.revoke_sessions(redis, session_ids, ttl_seconds=settings.REFRESH_TOKEN_TTL)
+    await revocations.revoke_sessions(session=session, redis=redis, session_ids=session_ids)
     await session.exec(
         sa.update(LoginSession)
         .where(col(LoginSession.id).in_(session_ids), col(LoginSession.revoked_at).is_(None))
@@ -325,9 +323,7 @@ async def _end_sessions(
 
 async def _revoke_all_tokens(*, session: AsyncSession, redis: Redis, user_id: uuid.UUID) -> None:
     """Logout-all and everything like it: a "not valid before" plus every session ended."""
-    await revocation.revoke_user_tokens_issued_before(
-        redis, user_id, timestamp=time.time(), ttl_seconds=settings.REFRESH_TOKEN_TTL
-    )
+    await revocations.revoke_user_tokens(session=session, redis=redis, user_id=user_id)
     await session.exec(
         sa.update(LoginSession)
         .where(col(LoginSession.user_id) == user_id, col(LoginSession.revoked_at).is_(None))

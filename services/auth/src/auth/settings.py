@@ -31,6 +31,9 @@ class Settings(ServiceSettings):
     LOGIN_MAX_FAILURES_PER_ADDRESS: int = 20
     LOGIN_FAILURE_WINDOW: int = 15 * 60
 
+    #: Seconds between two checks that Redis still holds the revocations (see revocations.py).
+    REVOCATION_CHECK_INTERVAL: float = 1.0
+
     VERIFICATION_TOKEN_TTL: int = 48 * 3600
     RESET_TOKEN_TTL: int = 3600
     #: Minimum seconds between two verification or reset mails for one account.
