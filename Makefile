@@ -55,7 +55,7 @@ reliability-report:
 
 # Against GATEWAY_URL/MAILBOX_URL when set (compose); otherwise a private native stack.
 test-e2e:
-	$(PYTEST) tests-e2e
+	$(PYTEST) tests-e2e -n 2
 
 # The end-to-end suite against the containers: build and start everything, wait until every
 # container is healthy, run the suite through the published ports, then always remove it all
@@ -68,7 +68,7 @@ e2e-compose:
 	GATEWAY_URL=http://localhost:8000 MAILBOX_URL=http://localhost:8025 \
 	FIRST_ADMIN_EMAIL="$$(sed -n 's/^FIRST_ADMIN_EMAIL=//p' .env)" \
 	FIRST_ADMIN_PASSWORD="$$(sed -n 's/^FIRST_ADMIN_PASSWORD=//p' .env)" \
-	$(PYTEST) tests-e2e
+	$(PYTEST) tests-e2e -n 2
 
 bench:
 	$(UV) run python -m bench

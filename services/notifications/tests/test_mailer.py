@@ -340,3 +340,28 @@ async def test_the_mailer_loop_backs_off_while_the_database_is_down(
     # Pauses of 1 s then 2 s: two or three rounds in 2.5 s, not hundreds.
     assert 2 <= len(failures) <= 3
     assert [r.__dict__["in"] for r in failures[:2]] == [1.0, 2.0]
+
+
+async def test_the_mail_repeats_the_request_id_of_the_event_that_caused_it(
+    mailer: Mailer, mailbox: httpx.AsyncClient, alice_id: uuid.UUID
+) -> None:
+    from notifications.events import HANDLERS
+    from servicekit.events.envelope import Envelope
+    from servicekit.logging import request_id_var
+
+    data = {"user_id": str(alice_id), "email": "alice@example.com", "reset_token": "tok"}
+    envelope = Envelope(
+        type="auth.password_reset_requested", producer="auth", data=data, request_id="req-42"
+    )
+    token = request_id_var.set(envelope.request_id)  # as the consumer does for each event
+    try:
+        async with mailer.sessionmaker() as session:
+            await HANDLERS[envelope.type](session, envelope)
+            await session.commit()
+    finally:
+        request_id_var.reset(token)
+
+    assert await mailer.run_once() == 1
+    [summary] = await messages(mailbox)
+    headers = (await mailbox.get(f"/api/v1/message/{summary['ID']}/headers")).json()
+    assert headers["X-Request-Id"] == ["req-42"]  # canonical names, as Mailpit gives them

@@ -65,7 +65,14 @@ def render(template: str, *, subject: str, context: dict[str, Any]) -> tuple[str
 
 
 def build_message(
-    *, sender: str, to: str, subject: str, text: str, html: str, delivery_id: uuid.UUID
+    *,
+    sender: str,
+    to: str,
+    subject: str,
+    text: str,
+    html: str,
+    delivery_id: uuid.UUID,
+    request_id: str | None = None,
 ) -> EmailMessage:
     message = EmailMessage()
     message["From"] = sender
@@ -74,6 +81,9 @@ def build_message(
     message["Date"] = format_datetime(utcnow())
     domain = parseaddr(sender)[1].rpartition("@")[2] or "localhost"
     message["Message-ID"] = f"<{delivery_id}@{domain}>"
+    if request_id:
+        # One id from the client's request, through the event, to the mail it caused.
+        message["X-Request-ID"] = request_id
     message.set_content(text)
     message.add_alternative(html, subtype="html")
     return message
@@ -103,6 +113,7 @@ class Claimed:
     subject: str
     context: dict[str, Any]
     attempts: int
+    request_id: str | None
 
 
 class Mailer:
@@ -183,6 +194,7 @@ class Mailer:
                 col(Delivery.subject),
                 col(Delivery.context),
                 col(Delivery.attempts),
+                col(Delivery.request_id),
             )
             .execution_options(synchronize_session=False)
         )
@@ -207,6 +219,7 @@ class Mailer:
                 text=text,
                 html=html,
                 delivery_id=delivery.id,
+                request_id=delivery.request_id,
             )
         except (jinja2.TemplateError, ValueError, email.errors.MessageError) as exc:
             # Retrying cannot fix a broken template or address: fail at once, visibly.

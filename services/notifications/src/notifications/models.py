@@ -100,6 +100,8 @@ class Delivery(SQLModel, table=True):
     status: str = Field(default=DeliveryStatus.PENDING.value, max_length=16)
     attempts: int = 0
     last_error: str | None = Field(default=None, max_length=1000)
+    #: The request that caused the mail (carried by its event): the mail repeats it.
+    request_id: str | None = Field(default=None, max_length=128)
     #: When the mailer may (re)try; while a sender holds the delivery, the end of its lease.
     next_attempt_at: datetime = _timestamp(default_factory=utcnow)
     created_at: datetime = _timestamp(default_factory=utcnow)

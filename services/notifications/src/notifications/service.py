@@ -22,6 +22,7 @@ from notifications.models import (
     NotificationKind,
     utcnow,
 )
+from servicekit.logging import request_id_var
 
 NOTIFICATION_NOT_FOUND = "Notification not found"
 
@@ -103,7 +104,14 @@ def queue_mail(
     context: dict[str, Any],
 ) -> Delivery:
     """Add a `pending` delivery; the mailer sends it after the transaction commits."""
-    delivery = Delivery(user_id=user_id, to=to, template=template, subject=subject, context=context)
+    delivery = Delivery(
+        user_id=user_id,
+        to=to,
+        template=template,
+        subject=subject,
+        context=context,
+        request_id=request_id_var.get(),  # set by the consumer from the event
+    )
     session.add(delivery)
     return delivery
 
