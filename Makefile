@@ -66,9 +66,9 @@ e2e-compose:
 	docker compose up -d --build --wait \
 		|| { docker compose ps --all; docker compose logs --no-color --tail=200; exit 1; }; \
 	GATEWAY_URL=http://localhost:8000 MAILBOX_URL=http://localhost:8025 \
-	FIRST_ADMIN_EMAIL="$$(sed -n 's/^FIRST_ADMIN_EMAIL=//p' .env)" \
-	FIRST_ADMIN_PASSWORD="$$(sed -n 's/^FIRST_ADMIN_PASSWORD=//p' .env)" \
-	$(PYTEST) tests-e2e -n 2
+	E2E_ADMIN_EMAIL="$$(sed -n 's/^FIRST_ADMIN_EMAIL=//p' .env)" \
+	E2E_ADMIN_PASSWORD="$$(sed -n 's/^FIRST_ADMIN_PASSWORD=//p' .env)" \
+	$(PYTEST) tests-e2e
 
 bench:
 	$(UV) run python -m bench
