@@ -13,8 +13,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -381,16 +380,6 @@ class Stack:
 async def _postgres_answers(dsn: str) -> None:
     connection = await asyncpg.connect(dsn, timeout=3)
     await connection.close()
-
-
-@contextmanager
-def running_stack(config: StackConfig) -> Iterator[Stack]:
-    stack = Stack(config)
-    stack.start()
-    try:
-        yield stack
-    finally:
-        stack.stop()
 
 
 def print_urls(config: StackConfig) -> None:

@@ -62,10 +62,6 @@ async def revoke_sessions(redis: Redis, session_ids: list[UUID], *, ttl_seconds:
             await pipe.execute()
 
 
-async def revoke_token(redis: Redis, token_id: str, *, ttl_seconds: int) -> None:
-    await redis.set(token_key(token_id), "1", ex=max(1, ttl_seconds))
-
-
 async def revoke_user_tokens_issued_before(
     redis: Redis, user_id: UUID, *, timestamp: float, ttl_seconds: int
 ) -> None:

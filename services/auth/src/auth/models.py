@@ -13,6 +13,7 @@ from sqlmodel import Field, SQLModel
 from servicekit.db import metadata
 from servicekit.events.outbox import OutboxEvent
 from servicekit.fields import Text, bounded_text
+from servicekit.listing import Page
 
 __all__ = ["metadata", "OutboxEvent"]
 
@@ -138,11 +139,8 @@ class AccountPublic(BaseModel):
     created_at: datetime
 
 
-class AccountList(BaseModel):
-    items: list[AccountPublic]
-    total: int
-    limit: int
-    offset: int
+class AccountList(Page[AccountPublic]):
+    pass
 
 
 class AccountAdminUpdate(BaseModel):
@@ -174,9 +172,8 @@ class SessionPublic(BaseModel):
     current: bool
 
 
-class SessionList(BaseModel):
-    items: list[SessionPublic]
-    total: int
+class SessionList(Page[SessionPublic]):
+    pass
 
 
 class OneTimeTokenRequest(BaseModel):

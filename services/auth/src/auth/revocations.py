@@ -22,6 +22,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from auth.models import Revocation, RevocationKind
 from auth.settings import settings
 from servicekit import revocation
+from servicekit.events.workers import sleep_unless_stopped
 
 logger = logging.getLogger(__name__)
 
@@ -102,7 +103,4 @@ async def keep_restored(
             await restore_if_lost(sessionmaker=sessionmaker, redis=redis)
         except Exception as exc:  # noqa: BLE001 - Redis or PostgreSQL down: try again soon
             logger.warning("revocations not restored yet", extra={"err": str(exc)})
-        try:
-            await asyncio.wait_for(stop.wait(), timeout=interval)
-        except TimeoutError:
-            pass
+        await sleep_unless_stopped(stop, interval)

@@ -426,6 +426,28 @@ async def verify_email(*, session: AsyncSession, token: str) -> Account:
     return account
 
 
+async def _mail_one_time_token(
+    *,
+    session: AsyncSession,
+    account: Account,
+    purpose: TokenPurpose,
+    ttl: int,
+    event_type: str,
+    token_field: str,
+) -> None:
+    """Issue a one-time token and hand it to the notifications service in an event."""
+    token = await _issue_one_time_token(
+        session=session, user_id=account.id, purpose=purpose, ttl=ttl
+    )
+    add_event(
+        session,
+        type=event_type,
+        producer=PRODUCER,
+        data={"user_id": str(account.id), "email": account.email, token_field: token},
+    )
+    await session.commit()
+
+
 async def resend_verification(*, session: AsyncSession, redis: Redis, caller: Principal) -> None:
     account = await _live_account(session=session, user_id=caller.user_id)
     if account.is_verified:
@@ -436,19 +458,14 @@ async def resend_verification(*, session: AsyncSession, redis: Redis, caller: Pr
             redis, purpose=purpose, user_id=str(account.id)
         )
         raise TooManyRequests(retry_after, "A verification mail was sent recently")
-    token = await _issue_one_time_token(
+    await _mail_one_time_token(
         session=session,
-        user_id=account.id,
+        account=account,
         purpose=TokenPurpose.VERIFY_EMAIL,
         ttl=settings.VERIFICATION_TOKEN_TTL,
+        event_type="auth.verification_requested",
+        token_field="verification_token",
     )
-    add_event(
-        session,
-        type="auth.verification_requested",
-        producer=PRODUCER,
-        data={"user_id": str(account.id), "email": account.email, "verification_token": token},
-    )
-    await session.commit()
 
 
 async def forgot_password(*, session: AsyncSession, redis: Redis, email: str) -> None:
@@ -459,19 +476,14 @@ async def forgot_password(*, session: AsyncSession, redis: Redis, email: str) ->
     purpose = TokenPurpose.RESET_PASSWORD.value
     if not await throttle.claim_mail_slot(redis, purpose=purpose, user_id=str(account.id)):
         return
-    token = await _issue_one_time_token(
+    await _mail_one_time_token(
         session=session,
-        user_id=account.id,
+        account=account,
         purpose=TokenPurpose.RESET_PASSWORD,
         ttl=settings.RESET_TOKEN_TTL,
+        event_type="auth.password_reset_requested",
+        token_field="reset_token",
     )
-    add_event(
-        session,
-        type="auth.password_reset_requested",
-        producer=PRODUCER,
-        data={"user_id": str(account.id), "email": account.email, "reset_token": token},
-    )
-    await session.commit()
 
 
 async def _set_password(

@@ -7,7 +7,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated
 
 import sqlalchemy as sa
-from pydantic import AfterValidator, BaseModel, field_validator
+from pydantic import AfterValidator, field_validator
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import Field, SQLModel
 
@@ -15,6 +15,7 @@ from servicekit.db import metadata
 from servicekit.events.outbox import OutboxEvent
 from servicekit.events.processed import ProcessedEvent
 from servicekit.fields import bounded_text
+from servicekit.listing import Page
 
 __all__ = ["metadata", "OutboxEvent", "ProcessedEvent"]
 
@@ -166,8 +167,5 @@ class ItemPublic(ItemBase):
     version: int
 
 
-class ItemsPublic(BaseModel):
-    items: list[ItemPublic]
-    total: int
-    limit: int
-    offset: int
+class ItemsPublic(Page[ItemPublic]):
+    pass

@@ -12,6 +12,7 @@ from sqlmodel import Field, SQLModel
 
 from servicekit.db import metadata
 from servicekit.events.processed import ProcessedEvent
+from servicekit.listing import Page
 
 __all__ = ["metadata", "ProcessedEvent"]
 
@@ -123,11 +124,7 @@ class NotificationPublic(BaseModel):
     read_at: datetime | None
 
 
-class NotificationList(BaseModel):
-    items: list[NotificationPublic]
-    total: int
-    limit: int
-    offset: int
+class NotificationList(Page[NotificationPublic]):
     #: Unread notifications of the caller, whatever the filter and page.
     unread: int
 
@@ -151,8 +148,5 @@ class DeliveryPublic(BaseModel):
     sent_at: datetime | None
 
 
-class DeliveryList(BaseModel):
-    items: list[DeliveryPublic]
-    total: int
-    limit: int
-    offset: int
+class DeliveryList(Page[DeliveryPublic]):
+    pass

@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING, Annotated
 import sqlalchemy as sa
 from pydantic import (
     AfterValidator,
-    BaseModel,
     HttpUrl,
     TypeAdapter,
     ValidationError,
@@ -19,6 +18,7 @@ from sqlmodel import Field, SQLModel
 from servicekit.db import metadata
 from servicekit.events.processed import ProcessedEvent
 from servicekit.fields import Text, bounded_text
+from servicekit.listing import Page
 
 __all__ = ["metadata", "ProcessedEvent"]
 
@@ -133,8 +133,5 @@ class ProfileRead(ProfilePublic):
     updated_at: datetime
 
 
-class ProfilesRead(BaseModel):
-    items: list[ProfileRead]
-    total: int
-    limit: int
-    offset: int
+class ProfilesRead(Page[ProfileRead]):
+    pass

@@ -27,7 +27,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from servicekit.db import is_database_unavailable
 from servicekit.events.envelope import Envelope, Handler
 from servicekit.events.processed import ProcessedEvent
-from servicekit.events.relay import _sleep_unless
+from servicekit.events.workers import sleep_unless_stopped
 from servicekit.logging import request_id_var
 
 logger = logging.getLogger(__name__)
@@ -95,7 +95,7 @@ class EventConsumer:
                 else:
                     logger.exception("event consumer failed; retrying", extra={"group": self.group})
                 recovering = True
-                await _sleep_unless(stop, backoff)
+                await sleep_unless_stopped(stop, backoff)
                 backoff = min(backoff * 2, 5.0)
 
     async def consume_new(self, block_ms: int | None = None) -> int:

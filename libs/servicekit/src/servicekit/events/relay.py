@@ -22,6 +22,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from servicekit.events.outbox import OutboxEvent
+from servicekit.events.workers import sleep_unless_stopped
 
 logger = logging.getLogger(__name__)
 
@@ -120,11 +121,4 @@ class OutboxRelay:
             except Exception as exc:  # noqa: BLE001 - any failure: keep the rows, retry later
                 logger.warning("outbox relay failed; retrying", extra={"err": str(exc)})
                 backoff = min(backoff * 2, 5.0)
-            await _sleep_unless(stop, backoff)
-
-
-async def _sleep_unless(stop: asyncio.Event, seconds: float) -> None:
-    try:
-        await asyncio.wait_for(stop.wait(), timeout=seconds)
-    except TimeoutError:
-        pass
+            await sleep_unless_stopped(stop, backoff)

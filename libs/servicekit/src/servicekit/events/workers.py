@@ -52,6 +52,12 @@ def build_consumer(app: FastAPI, handlers: Mapping[str, Handler]) -> "EventConsu
     )
 
 
+async def sleep_unless_stopped(stop: asyncio.Event, seconds: float) -> None:
+    """Pause a worker loop, waking at once when the service shuts down."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), timeout=seconds)
+
+
 @contextlib.asynccontextmanager
 async def running(*workers: Worker) -> AsyncIterator[None]:
     """Run workers for the span of the block; on exit, ask them to stop, then cancel."""
