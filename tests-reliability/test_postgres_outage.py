@@ -112,9 +112,11 @@ class Traffic:
         return response
 
     def _read(self) -> None:
+        # Lists go through a session, a single item through the read pool: both must cope.
+        one_item = f"/api/v1/items/{self.items[0][0]['id']}"
         with httpx.Client(base_url=self.gateway_url, timeout=15) as client:
             while not self.stop.is_set():
-                for path in PROTECTED_READS.values():
+                for path in (*PROTECTED_READS.values(), one_item):
                     self._call(client, "reader", "GET", path, headers=self.user.headers)
 
     def _patch(self, item: dict[str, Any], etag: str) -> None:

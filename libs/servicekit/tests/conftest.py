@@ -6,6 +6,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import sqlalchemy as sa
 from fastapi import APIRouter, FastAPI
 from pydantic import BaseModel, Field
 
@@ -14,6 +15,7 @@ from devstack.servers import PostgresServer, RedisServer
 from servicekit import revocation
 from servicekit.app import create_app
 from servicekit.auth import Caller, build_verifier
+from servicekit.db import DatabaseDep, ReadQuery
 from servicekit.errors import NotFound
 from servicekit.fields import bounded_text
 from servicekit.settings import ServiceSettings
@@ -37,6 +39,18 @@ class Thing(BaseModel):
     price: Decimal = Field(ge=0, max_digits=12, decimal_places=2)
 
 
+_SERIES = sa.func.generate_series(1, 9).table_valued("n").render_derived(name="series")
+#: Read-pool queries need no table of their own: a series is enough to prove the binding.
+_NUMBERS = ReadQuery(
+    sa.select(_SERIES.c.n).where(_SERIES.c.n < sa.bindparam("below")).order_by(_SERIES.c.n)
+)
+_ONE_NUMBER = ReadQuery(
+    sa.select(_SERIES.c.n, (_SERIES.c.n * _SERIES.c.n).label("square")).where(
+        _SERIES.c.n == sa.bindparam("n")
+    )
+)
+
+
 def demo_router() -> APIRouter:
     router = APIRouter()
 
@@ -51,6 +65,18 @@ def demo_router() -> APIRouter:
     @router.get("/whoami")
     async def whoami(caller: Caller) -> dict[str, str]:
         return {"user_id": str(caller.user_id)}
+
+    @router.get("/numbers")
+    async def numbers(database: DatabaseDep, below: int = 4) -> dict[str, list[int]]:
+        rows = await database.fetch_all(_NUMBERS, below=below)
+        return {"numbers": [row["n"] for row in rows]}
+
+    @router.get("/numbers/{n}")
+    async def number(database: DatabaseDep, n: int) -> dict[str, int]:
+        row = await database.fetch_one(_ONE_NUMBER, n=n)
+        if row is None:
+            raise NotFound("No such number")
+        return {"n": row["n"], "square": row["square"]}
 
     @router.get("/boom")
     async def boom() -> None:

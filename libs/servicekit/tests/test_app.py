@@ -89,6 +89,32 @@ async def test_ready_names_the_database_when_it_is_down_and_recovers_without_res
     assert (await _wait_for_ready_status(client, 200)).status_code == 200
 
 
+async def test_read_pool_binds_parameters_by_name(client: httpx.AsyncClient) -> None:
+    assert (await client.get("/api/v1/demo/numbers", params={"below": 5})).json() == {
+        "numbers": [1, 2, 3, 4]
+    }
+    assert (await client.get("/api/v1/demo/numbers/7")).json() == {"n": 7, "square": 49}
+    missing = await client.get("/api/v1/demo/numbers/12")
+    assert missing.status_code == 404
+    assert missing.json() == {"detail": "No such number"}
+
+
+async def test_read_pool_answers_503_while_the_database_is_down_and_recovers(
+    client: httpx.AsyncClient, postgres: PostgresServer
+) -> None:
+    assert (await client.get("/api/v1/demo/numbers/3")).status_code == 200  # a pooled connection
+    postgres.stop()
+    try:
+        for path in ("/api/v1/demo/numbers/3", "/api/v1/demo/numbers"):
+            response = await client.get(path)
+            assert response.status_code == 503, response.text
+            assert response.json()["detail"].endswith("unavailable; try again shortly")
+    finally:
+        postgres.start()
+    assert (await _wait_for_ready_status(client, 200)).status_code == 200
+    assert (await client.get("/api/v1/demo/numbers/3")).json() == {"n": 3, "square": 9}
+
+
 async def test_protected_route_is_503_not_500_while_redis_is_down(
     client: httpx.AsyncClient, demo_app: FastAPI, redis_server: RedisServer
 ) -> None:

@@ -381,7 +381,7 @@ class PostgresServer(_ThrowawayServer):
             "fsync": "off",
             "full_page_writes": "off",
             "shared_buffers": "16MB",
-            "max_connections": "100",
+            "max_connections": "200",
         }
         conf = self.pgdata / "devstack.conf"
         conf.write_text("".join(f"{key} = {value}\n" for key, value in settings.items()))

@@ -19,9 +19,6 @@ import httpx
 import jwt
 from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
-from redis.asyncio import Redis
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.requests import HTTPConnection
 
 from servicekit import revocation
@@ -183,17 +180,18 @@ class TokenVerifier:
             raise InvalidToken("Invalid token claims")
         return claims
 
-    async def verify(self, token: str, redis: Redis, *, expected_type: TokenType) -> Principal:
+    async def verify(
+        self, token: str, revocations: revocation.RevocationChecks, *, expected_type: TokenType
+    ) -> Principal:
         principal = principal_from_claims(await self.decode(token, expected_type=expected_type))
         try:
-            revoked = await revocation.is_revoked(
-                redis,
+            revoked = await revocations.is_revoked(
                 user_id=principal.user_id,
                 session_id=principal.session_id,
                 token_id=principal.token_id,
                 issued_at=principal.issued_at,
             )
-        except (RedisConnectionError, RedisTimeoutError) as exc:
+        except revocation.RevocationUnavailable as exc:
             raise DependencyUnavailable("Token revocation cannot be checked") from exc
         except revocation.RevocationStateLost as exc:
             raise DependencyUnavailable("Token revocations are being restored") from exc
@@ -241,7 +239,9 @@ async def authenticate(token: str | None, connection: HTTPConnection) -> Princip
         raise Unauthorized()
     verifier: TokenVerifier = connection.app.state.token_verifier
     try:
-        return await verifier.verify(token, connection.app.state.redis, expected_type="access")
+        return await verifier.verify(
+            token, connection.app.state.revocations, expected_type="access"
+        )
     except InvalidToken as exc:
         raise Unauthorized(str(exc)) from exc
 

@@ -134,10 +134,15 @@ def validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     return errors
 
 
-def _is_refused_value(exc: sa_exc.DBAPIError) -> bool:
-    """PostgreSQL refused a value, or asyncpg could not even encode it (an int over 64 bits)."""
-    return isinstance(exc, sa_exc.DataError) or isinstance(
-        getattr(exc.orig, "__cause__", None), asyncpg.exceptions.DataError
+def _is_refused_value(exc: Exception) -> bool:
+    """PostgreSQL refused a value, or asyncpg could not even encode it (an int over 64 bits).
+
+    `exc` is asyncpg's own error (from the read pool) or SQLAlchemy's wrapping of it.
+    """
+    if isinstance(exc, sa_exc.DataError | asyncpg.exceptions.DataError):
+        return True
+    return isinstance(
+        getattr(getattr(exc, "orig", None), "__cause__", None), asyncpg.exceptions.DataError
     )
 
 
@@ -162,10 +167,15 @@ def install_error_handlers(app: FastAPI) -> None:
         logger.warning("redis unavailable", extra={"error": str(exc)})
         return JSONResponse({"detail": "Redis is unavailable; try again shortly"}, 503)
 
+    # SQLAlchemy's errors, and asyncpg's own as `Database.fetch_one`/`fetch_all` raise them.
     @app.exception_handler(sa_exc.DBAPIError)
-    async def _database_error(_: Request, exc: sa_exc.DBAPIError) -> JSONResponse:
+    @app.exception_handler(asyncpg.PostgresError)
+    @app.exception_handler(asyncpg.InterfaceError)
+    @app.exception_handler(TimeoutError)
+    async def _database_error(_: Request, exc: Exception) -> JSONResponse:
         if is_database_unavailable(exc):
-            logger.warning("database unavailable", extra={"error": str(exc.orig)})
+            cause = getattr(exc, "orig", None) or exc
+            logger.warning("database unavailable", extra={"error": str(cause)})
             return JSONResponse({"detail": "The database is unavailable; try again shortly"}, 503)
         if _is_refused_value(exc):
             # Input the schema let through but PostgreSQL refuses (an out-of-range number...).

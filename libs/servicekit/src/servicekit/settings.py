@@ -18,8 +18,11 @@ class ServiceSettings(BaseSettings):
     SERVICE_NAME: str = "service"
     LOG_LEVEL: str = "INFO"
     DATABASE_URL: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
+    #: Per process: the engine's pool plus overflow, and the read pool (`Database.fetch_*`);
+    #: PostgreSQL's max_connections must cover their sum over every service process.
     DATABASE_POOL_SIZE: int = 20
     DATABASE_MAX_OVERFLOW: int = 5
+    DATABASE_READ_POOL_SIZE: int = 10
     REDIS_URL: str = "redis://127.0.0.1:6379/0"
     #: Seconds a readiness probe or a Redis call may take before it counts as down.
     DEPENDENCY_TIMEOUT: float = 2.0

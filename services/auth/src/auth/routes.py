@@ -8,7 +8,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.security import OAuth2PasswordRequestForm
 
 from auth import service
-from auth.deps import ClientAddress, KeyringDep, VerifierDep
+from auth.deps import ClientAddress, KeyringDep, RevocationsDep, VerifierDep
 from auth.models import (
     Account,
     AccountAdminUpdate,
@@ -77,6 +77,7 @@ async def refresh(
     redis: RedisDep,
     keyring: KeyringDep,
     verifier: VerifierDep,
+    revocations: RevocationsDep,
     body: RefreshRequest,
 ) -> TokenPair:
     """Exchange a refresh token for a new pair; the presented one is spent."""
@@ -85,6 +86,7 @@ async def refresh(
         redis=redis,
         keyring=keyring,
         verifier=verifier,
+        revocations=revocations,
         refresh_token=body.refresh_token,
     )
 

@@ -32,6 +32,7 @@ from servicekit.auth import InvalidToken, Principal, TokenVerifier, principal_fr
 from servicekit.errors import BadRequest, Conflict, NotFound, TooManyRequests, Unauthorized
 from servicekit.events.outbox import add_event
 from servicekit.listing import contains_pattern
+from servicekit.revocation import RevocationChecks
 
 PRODUCER = "auth"
 INVALID_CREDENTIALS = "Incorrect email or password"
@@ -271,6 +272,7 @@ async def refresh(
     redis: Redis,
     keyring: Keyring,
     verifier: TokenVerifier,
+    revocations: RevocationChecks,
     refresh_token: str,
 ) -> TokenPair:
     """Rotate: the presented token is spent. A spent one presented again ends its session.
@@ -279,7 +281,7 @@ async def refresh(
     matches the current hash; the other is, by definition, a reuse.
     """
     try:
-        principal = await verifier.verify(refresh_token, redis, expected_type="refresh")
+        principal = await verifier.verify(refresh_token, revocations, expected_type="refresh")
     except InvalidToken as exc:
         raise Unauthorized(str(exc)) from exc
     account = await _live_account(session=session, user_id=principal.user_id)

@@ -7,9 +7,9 @@ from typing import Annotated
 from fastapi import Depends, Header, Query
 
 from items import service
-from items.models import Item
+from items.models import ItemPublic
 from servicekit.auth import Caller, Principal
-from servicekit.db import ReadSessionDep
+from servicekit.db import DatabaseDep
 from servicekit.errors import Forbidden, NotFound
 
 _STRONG_TAG = re.compile(r'(W/)?("[^"]*")')
@@ -20,15 +20,15 @@ def owner_scope(caller: Principal) -> uuid.UUID | None:
     return None if caller.is_admin else caller.user_id
 
 
-async def valid_owned_item(item_id: uuid.UUID, session: ReadSessionDep, caller: Caller) -> Item:
+async def valid_owned_item(item_id: uuid.UUID, database: DatabaseDep, caller: Caller) -> ItemPublic:
     """The item named in the path, as long as the caller may see it (else 404, never 403)."""
-    item = await service.get(session=session, item_id=item_id, owner_id=owner_scope(caller))
+    item = await service.read(database=database, item_id=item_id, owner_id=owner_scope(caller))
     if item is None:
         raise NotFound(service.ITEM_NOT_FOUND)
     return item
 
 
-def list_scope(
+async def list_scope(
     caller: Caller,
     owner_id: Annotated[
         uuid.UUID | None, Query(description="Administrators only: that user's items")
@@ -42,7 +42,7 @@ def list_scope(
     return caller.user_id
 
 
-def if_match(
+async def if_match(
     if_match: Annotated[
         str | None,
         Header(description='An ETag from an earlier response, or "*"; stale: 412'),
@@ -58,6 +58,6 @@ def if_match(
     return frozenset(tag for weak, tag in _STRONG_TAG.findall(if_match) if not weak)
 
 
-OwnedItem = Annotated[Item, Depends(valid_owned_item)]
+OwnedItem = Annotated[ItemPublic, Depends(valid_owned_item)]
 ListScope = Annotated[uuid.UUID | None, Depends(list_scope)]
 IfMatch = Annotated[frozenset[str] | None, Depends(if_match)]

@@ -16,10 +16,12 @@ from items.models import (
     ItemUpdate,
     SearchText,
     Tag,
+    entity_tag,
 )
 from servicekit.auth import Caller
-from servicekit.db import SessionDep
+from servicekit.db import DatabaseDep, SessionDep
 from servicekit.listing import Limit, Offset
+from servicekit.responses import model_response
 
 router = APIRouter(tags=["items"])
 
@@ -47,10 +49,10 @@ async def create_item(
     return _with_etag(response, item)
 
 
-@router.get("/", summary="List items", responses=_NOT_ADMIN)
+@router.get("/", summary="List items", response_model=ItemsPublic, responses=_NOT_ADMIN)
 @router.get("", include_in_schema=False)
 async def list_items(
-    session: SessionDep,
+    database: DatabaseDep,
     owner_id: ListScope,
     q: Annotated[SearchText | None, Query(description="Part of the title, any case")] = None,
     tag: Annotated[
@@ -59,10 +61,10 @@ async def list_items(
     sort: ItemSort = ItemSort.CREATED_AT_DESC,
     limit: Limit = 20,
     offset: Offset = 0,
-) -> ItemsPublic:
+) -> Response:
     """The caller's items (an administrator's: everyone's, or `owner_id`'s), newest first."""
     items, total = await service.get_all(
-        session=session,
+        database=database,
         owner_id=owner_id,
         q=q,
         tags=tag,
@@ -70,18 +72,13 @@ async def list_items(
         limit=limit,
         offset=offset,
     )
-    return ItemsPublic(
-        items=[ItemPublic.model_validate(item) for item in items],
-        total=total,
-        limit=limit,
-        offset=offset,
-    )
+    return model_response(ItemsPublic(items=items, total=total, limit=limit, offset=offset))
 
 
-@router.get("/{item_id}", summary="Read an item", responses=_NOT_FOUND)
-async def read_item(item: OwnedItem, response: Response) -> ItemPublic:
+@router.get("/{item_id}", summary="Read an item", response_model=ItemPublic, responses=_NOT_FOUND)
+async def read_item(item: OwnedItem) -> Response:
     """One item with its `ETag`; another user's item is 404."""
-    return _with_etag(response, item)
+    return model_response(item, headers={"ETag": entity_tag(item.id, item.version)})
 
 
 @router.put("/{item_id}", summary="Replace an item", responses=_NOT_FOUND | _STALE)
