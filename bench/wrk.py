@@ -23,11 +23,16 @@ def _milliseconds(text: str) -> float:
     return float(match[1]) * _UNITS[match[2]]
 
 
-def run(url: str, *, headers: dict[str, str], seconds: int, connections: int) -> Result:
+def run(
+    url: str, *, headers: dict[str, str], seconds: int, connections: int, cpu: int | None = None
+) -> Result:
+    """One wrk thread; on `cpu` alone when given, so it never takes the server's core."""
     wrk = shutil.which("wrk")
     if wrk is None:
         raise SystemExit("wrk is needed: apt-get install wrk")
     argv = [wrk, "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", url]
+    if cpu is not None:
+        argv = ["taskset", "--cpu-list", str(cpu), *argv]
     for name, value in headers.items():
         argv += ["-H", f"{name}: {value}"]
     output = subprocess.run(argv, capture_output=True, text=True, check=True).stdout  # noqa: S603
