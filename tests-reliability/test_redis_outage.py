@@ -7,6 +7,7 @@ registrations left in the outbox must reach the mail sink, exactly once each.
 """
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import httpx
@@ -30,6 +31,7 @@ from devstack.provision import SERVICES
 from devstack.stack import Stack
 
 REGISTRATIONS_DURING_OUTAGE = 3
+CONCURRENT_LOGINS_AFTER = 6
 
 
 @dataclass
@@ -46,6 +48,7 @@ class RedisOutage:
     redis_back_at: float = 0.0
     recovery_seconds: float | None = None
     revoked_after: dict[str, int] = field(default_factory=dict)
+    logins_after: list[httpx.Response] = field(default_factory=list)
 
 
 @pytest.fixture(scope="module")
@@ -91,6 +94,15 @@ def outage(stack: Stack, api: Api, measurements: Measurements) -> RedisOutage:
     )
     observed.recovery_seconds = round(time.monotonic() - observed.redis_back_at, 2)
     observed.revoked_after = api.protected_statuses(revoked)
+    with ThreadPoolExecutor(CONCURRENT_LOGINS_AFTER) as pool:  # several pooled connections
+        observed.logins_after = list(
+            pool.map(
+                lambda _: api.client.post(
+                    "/api/v1/auth/token", data={"username": live.email, "password": PASSWORD}
+                ),
+                range(CONCURRENT_LOGINS_AFTER),
+            )
+        )
     measurements.record("redis_outage", "recovery_seconds", observed.recovery_seconds)
     measurements.record(
         "redis_outage",
@@ -138,6 +150,12 @@ def test_a_token_revoked_before_the_outage_is_still_refused_after_it(
     outage: RedisOutage,
 ) -> None:
     assert outage.revoked_after == dict.fromkeys(PROTECTED_READS, 401)
+
+
+def test_logins_work_at_once_after_redis_returns(outage: RedisOutage) -> None:
+    """The first use of each connection Redis dropped must reconnect, not answer 503."""
+    statuses = [response.status_code for response in outage.logins_after]
+    assert statuses == [200] * CONCURRENT_LOGINS_AFTER, [r.text for r in outage.logins_after]
 
 
 def test_registrations_succeed_while_redis_is_down(outage: RedisOutage) -> None:
