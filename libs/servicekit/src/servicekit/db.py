@@ -5,7 +5,7 @@ from typing import Annotated, Any, cast
 
 import asyncpg
 from fastapi import Depends, Request
-from sqlalchemy import MetaData, make_url
+from sqlalchemy import MetaData, event, make_url
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects.postgresql import asyncpg as asyncpg_dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
@@ -53,6 +53,14 @@ class ReadQuery:
         return [values[name] for name in self.names]
 
 
+def _replace_if_closed(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+    """A pooled connection that PostgreSQL closed (a restart, an idle timeout) is known closed
+    to asyncpg already: the pool replaces it at no round trip, and the request that would
+    have found out with a 503 gets a live one. asyncpg's own pool does the same."""
+    if dbapi_connection.driver_connection.is_closed():
+        raise sa_exc.DisconnectionError("closed while idle in the pool")
+
+
 async def _keep_session_state(_: asyncpg.Connection) -> None:
     """Skip asyncpg's reset round trip: the read pool only runs single SELECTs outside any
     transaction, which leave no session state behind."""
@@ -81,12 +89,12 @@ class Database:
             # than a request: size the pool for the expected concurrency, overflow for bursts.
             pool_size=pool_size,
             max_overflow=max_overflow,
-            # No pre-ping: it would cost a round trip per request. A connection that died
-            # with a PostgreSQL restart fails its request with a 503, and SQLAlchemy then
-            # invalidates the whole pool, so the service recovers on its own.
+            # No pre-ping: it would cost a round trip per request. A connection PostgreSQL
+            # closed while it sat in the pool is replaced at checkout (_replace_if_closed).
             pool_timeout=connect_timeout,
             connect_args={"timeout": connect_timeout},
         )
+        event.listen(self.engine.sync_engine, "checkout", _replace_if_closed)
         self.sessionmaker = async_sessionmaker(
             self.engine, class_=AsyncSession, expire_on_commit=False
         )
