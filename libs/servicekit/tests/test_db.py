@@ -3,11 +3,13 @@
 import asyncio
 from collections.abc import AsyncIterator
 
+import asyncpg
 import pytest
 import sqlalchemy as sa
+from sqlalchemy import exc as sa_exc
 
 from devstack.servers import PostgresServer
-from servicekit.db import Database, ReadQuery
+from servicekit.db import Database, ReadQuery, is_database_unavailable
 
 CONNECTIONS = 5
 _ONE = ReadQuery(sa.select(sa.literal(1).label("one")))
@@ -54,3 +56,90 @@ async def test_every_pooled_connection_serves_its_next_request_after_a_postgres_
             *(query(database, hold=0.05) for _ in range(CONNECTIONS)), return_exceptions=True
         )
         assert answers == [1] * CONNECTIONS, query.__name__
+
+
+class _SlowToCloseProxy:
+    """A TCP relay to PostgreSQL that passes every byte at once but a hang-up late.
+
+    PostgreSQL ends a session with a FATAL message and then closes; until the close arrives,
+    asyncpg holds a connection that has read the message but is not closed, and refuses any
+    query on it ("another operation is in progress"). Holding the close makes that window,
+    which a crashing PostgreSQL opens now and then, long enough to test.
+    """
+
+    def __init__(self, target_port: int, *, hold: float) -> None:
+        self.target_port, self.hold = target_port, hold
+        self.backend_ports: list[int] = []  # our side of each PostgreSQL connection
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def __aenter__(self) -> "_SlowToCloseProxy":
+        self._server = await asyncio.start_server(self._relay, "127.0.0.1", 0)
+        self.port = int(self._server.sockets[0].getsockname()[1])
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _relay(self, client_in: asyncio.StreamReader, client: asyncio.StreamWriter) -> None:
+        server_in, server = await asyncio.open_connection("127.0.0.1", self.target_port)
+        self.backend_ports.append(server.get_extra_info("sockname")[1])
+        for task in (
+            asyncio.create_task(self._pipe(client_in, server, hold=0)),
+            asyncio.create_task(self._pipe(server_in, client, hold=self.hold)),
+        ):
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _pipe(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, hold: float
+    ) -> None:
+        try:
+            while chunk := await reader.read(65536):
+                writer.write(chunk)
+                await writer.drain()
+            await asyncio.sleep(hold)
+        except OSError:
+            pass
+        finally:
+            writer.close()
+
+
+async def _end_backend_sessions(postgres: PostgresServer, client_ports: list[int]) -> None:
+    """What PostgreSQL does to every session when it goes down: a FATAL message, then close."""
+    admin = await asyncpg.connect(postgres.dsn())
+    try:
+        await admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE client_port = ANY($1)",
+            client_ports,
+        )
+    finally:
+        await admin.close()
+
+
+async def test_a_connection_told_to_end_but_not_yet_closed_never_gives_an_internal_error(
+    postgres: PostgresServer,
+) -> None:
+    """The read pool retries on a fresh connection (a SELECT may run twice); a session cannot
+    retry, so it fails as 'database unavailable' (503) and its pool drops that connection."""
+    async with _SlowToCloseProxy(postgres.port, hold=2.0) as proxy:
+        url = f"postgresql+asyncpg://postgres@127.0.0.1:{proxy.port}/postgres"
+        database = Database(url, pool_size=1, max_overflow=0, read_pool_size=1)
+        await database.open()
+        try:
+            assert await _session_query(database) == 1
+            assert await _read_pool_query(database) == 1
+            await _end_backend_sessions(postgres, proxy.backend_ports)
+            await asyncio.sleep(0.2)  # the FATAL messages have arrived; the hang-ups have not
+
+            assert await _read_pool_query(database) == 1
+            with pytest.raises(sa_exc.DBAPIError) as refused:
+                await _session_query(database)
+            assert is_database_unavailable(refused.value), refused.value
+            assert await _session_query(database) == 1
+        finally:
+            await database.dispose()

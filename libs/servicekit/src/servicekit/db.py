@@ -1,7 +1,7 @@
 """The async engine, the session dependency and the naming convention every schema shares."""
 
-from collections.abc import AsyncIterator, Mapping
-from typing import Annotated, Any, cast
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from typing import Annotated, Any, TypeVar, cast
 
 import asyncpg
 from fastapi import Depends, Request
@@ -51,6 +51,17 @@ class ReadQuery:
     def args(self, params: Mapping[str, Any]) -> list[Any]:
         values = {**self._fixed, **params}
         return [values[name] for name in self.names]
+
+
+_T = TypeVar("_T")
+
+#: A connection that cannot serve another query: gone, or (InternalClientError) told by
+#: PostgreSQL that its session is over while its socket is not closed yet.
+_BROKEN_CONNECTION = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.InternalClientError,
+    ConnectionError,  # reset, broken pipe; not a timeout, which would only be paid twice
+)
 
 
 def _replace_if_closed(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
@@ -128,12 +139,30 @@ class Database:
         return self._reads
 
     async def fetch_one(self, query: ReadQuery, **params: Any) -> asyncpg.Record | None:
-        async with self.reads.acquire(timeout=self.connect_timeout) as connection:
-            return await connection.fetchrow(query.sql, *query.args(params))
+        args = query.args(params)
+        return await self._read(lambda connection: connection.fetchrow(query.sql, *args))
 
     async def fetch_all(self, query: ReadQuery, **params: Any) -> list[asyncpg.Record]:
-        async with self.reads.acquire(timeout=self.connect_timeout) as connection:
-            return await connection.fetch(query.sql, *query.args(params))
+        args = query.args(params)
+        return await self._read(lambda connection: connection.fetch(query.sql, *args))
+
+    async def _read(self, run: Callable[[asyncpg.Connection], Awaitable[_T]]) -> _T:
+        """Run a read; if its pooled connection turns out broken, once more on a fresh one.
+
+        A read here is a single SELECT, so running it twice changes nothing. Without the
+        retry, a connection that PostgreSQL ended while it sat in the pool would fail the
+        request that found out, even with PostgreSQL back. Failing to connect at all is
+        not retried: PostgreSQL is down, and the answer is a 503 at once.
+        """
+        for attempt in range(2):
+            async with self.reads.acquire(timeout=self.connect_timeout) as connection:
+                try:
+                    return await run(connection)
+                except _BROKEN_CONNECTION:
+                    connection.terminate()  # never back into the pool
+                    if attempt:
+                        raise
+        raise AssertionError("unreachable")
 
     async def dispose(self) -> None:
         if self._reads is not None:
@@ -162,7 +191,9 @@ _UNAVAILABLE_SQLSTATES = ("08", "57P")
 
 def is_database_unavailable(exc: BaseException) -> bool:
     """True when a database error says the server is down or restarting: retry, answer 503."""
-    if isinstance(exc, OSError | TimeoutError | asyncpg.InterfaceError):
+    if isinstance(
+        exc, OSError | TimeoutError | asyncpg.InterfaceError | asyncpg.InternalClientError
+    ):
         return True
     if isinstance(exc, asyncpg.PostgresError):  # from the read pool, not wrapped by SQLAlchemy
         return str(exc.sqlstate or "").startswith(_UNAVAILABLE_SQLSTATES)

@@ -171,6 +171,7 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(sa_exc.DBAPIError)
     @app.exception_handler(asyncpg.PostgresError)
     @app.exception_handler(asyncpg.InterfaceError)
+    @app.exception_handler(asyncpg.InternalClientError)
     @app.exception_handler(TimeoutError)
     async def _database_error(_: Request, exc: Exception) -> JSONResponse:
         if is_database_unavailable(exc):
