@@ -110,11 +110,16 @@ class _SlowToCloseProxy:
 
 
 async def _end_backend_sessions(postgres: PostgresServer, client_ports: list[int]) -> None:
-    """What PostgreSQL does to every session when it goes down: a FATAL message, then close."""
+    """What PostgreSQL does to every session when it goes down: a FATAL message, then close.
+
+    Returns once those backends have exited (the timeout makes PostgreSQL wait for it), so
+    their messages have been written.
+    """
     admin = await asyncpg.connect(postgres.dsn())
     try:
         await admin.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE client_port = ANY($1)",
+            "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity"
+            " WHERE client_port = ANY($1)",
             client_ports,
         )
     finally:
@@ -134,7 +139,7 @@ async def test_a_connection_told_to_end_but_not_yet_closed_never_gives_an_intern
             assert await _session_query(database) == 1
             assert await _read_pool_query(database) == 1
             await _end_backend_sessions(postgres, proxy.backend_ports)
-            await asyncio.sleep(0.2)  # the FATAL messages have arrived; the hang-ups have not
+            await asyncio.sleep(0.1)  # the FATAL messages are relayed; the hang-ups are held
 
             assert await _read_pool_query(database) == 1
             with pytest.raises(sa_exc.DBAPIError) as refused:
