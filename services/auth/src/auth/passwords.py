@@ -37,7 +37,8 @@ def _verify(password_hash: str, password: str) -> bool:
 async def verify_password(password_hash: str | None, password: str) -> bool:
     """Without an account, verify against a dummy hash so timing does not reveal it."""
     if password_hash is None:
-        await run_in_threadpool(_verify, _dummy_hash(), password)
+        # _dummy_hash() inside the thread too: its first call hashes, which would block the loop.
+        await run_in_threadpool(lambda: _verify(_dummy_hash(), password))
         return False
     return await run_in_threadpool(_verify, password_hash, password)
 

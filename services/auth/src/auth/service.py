@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 from redis.asyncio import Redis
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import col, func, select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from auth import passwords, revocations, throttle
@@ -31,7 +31,7 @@ from auth.tokens import mint_pair, new_one_time_token, sha256
 from servicekit.auth import InvalidToken, Principal, TokenVerifier, principal_from_claims
 from servicekit.errors import BadRequest, Conflict, NotFound, TooManyRequests, Unauthorized
 from servicekit.events.outbox import add_event
-from servicekit.listing import contains_pattern
+from servicekit.listing import contains_pattern, fetch_page
 from servicekit.revocation import RevocationChecks
 
 PRODUCER = "auth"
@@ -153,11 +153,8 @@ async def list_accounts(
     query = select(Account)
     if q:
         query = query.where(col(Account.email).like(contains_pattern(q.lower()), escape="\\"))
-    total = (await session.exec(select(func.count()).select_from(query.subquery()))).one()
-    page = await session.exec(
-        query.order_by(col(Account.created_at).desc(), col(Account.id)).limit(limit).offset(offset)
-    )
-    return list(page.all()), total
+    order = (col(Account.created_at).desc(), col(Account.id))
+    return await fetch_page(session, query, order_by=order, limit=limit, offset=offset)
 
 
 async def update_account(
@@ -371,12 +368,13 @@ def _live_sessions_of(user_id: uuid.UUID):  # type: ignore[no-untyped-def]
 async def list_sessions(
     *, session: AsyncSession, caller: Principal, limit: int, offset: int
 ) -> tuple[list[LoginSession], int]:
-    query = _live_sessions_of(caller.user_id)
-    total = (await session.exec(select(func.count()).select_from(query.subquery()))).one()
-    page = await session.exec(
-        query.order_by(col(LoginSession.last_used_at).desc()).limit(limit).offset(offset)
+    return await fetch_page(
+        session,
+        _live_sessions_of(caller.user_id),
+        order_by=(col(LoginSession.last_used_at).desc(),),
+        limit=limit,
+        offset=offset,
     )
-    return list(page.all()), total
 
 
 async def end_session(

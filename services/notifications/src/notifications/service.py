@@ -9,7 +9,6 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import col, delete, func, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -22,6 +21,7 @@ from notifications.models import (
     NotificationKind,
     utcnow,
 )
+from servicekit.listing import fetch_page
 from servicekit.logging import request_id_var
 
 NOTIFICATION_NOT_FOUND = "Notification not found"
@@ -54,12 +54,15 @@ async def get_all(
     own = col(Notification.user_id) == user_id
     unread = col(Notification.read_at).is_(None)
     conditions = [own, unread] if unread_only else [own]
-    total = await _count_notifications(session, *conditions)
-    unread_count = total if unread_only else await _count_notifications(session, own, unread)
-    page = await session.exec(
-        select(Notification).where(*conditions).order_by(*_NEWEST_FIRST).limit(limit).offset(offset)
+    page, total = await fetch_page(
+        session,
+        select(Notification).where(*conditions),
+        order_by=_NEWEST_FIRST,
+        limit=limit,
+        offset=offset,
     )
-    return page.all(), total, unread_count
+    unread_count = total if unread_only else await _count_notifications(session, own, unread)
+    return page, total, unread_count
 
 
 async def get_owned(
@@ -120,17 +123,16 @@ async def get_deliveries(
     *, session: AsyncSession, status: DeliveryStatus | None, limit: int, offset: int
 ) -> tuple[Sequence[Delivery], int]:
     """A page of every outgoing mail, newest first, optionally in one status."""
-    conditions = [sa.true() if status is None else col(Delivery.status) == status.value]
-    count = select(func.count()).select_from(Delivery).where(*conditions)
-    total = (await session.exec(count)).one()
-    page = await session.exec(
-        select(Delivery)
-        .where(*conditions)
-        .order_by(col(Delivery.created_at).desc(), col(Delivery.id).desc())
-        .limit(limit)
-        .offset(offset)
+    query = select(Delivery)
+    if status is not None:
+        query = query.where(col(Delivery.status) == status.value)
+    return await fetch_page(
+        session,
+        query,
+        order_by=(col(Delivery.created_at).desc(), col(Delivery.id).desc()),
+        limit=limit,
+        offset=offset,
     )
-    return page.all(), total
 
 
 # ---- erasure ------------------------------------------------------------------------------

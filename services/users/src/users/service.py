@@ -15,7 +15,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from servicekit.errors import NotFound
-from servicekit.listing import contains_pattern
+from servicekit.listing import contains_pattern, fetch_page
 from users.models import DISPLAY_NAME_MAX, Profile, ProfileUpdate, utcnow
 
 PROFILE_NOT_FOUND = "Profile not found"
@@ -81,17 +81,13 @@ async def get_all(
                 col(Profile.email).ilike(pattern, escape="\\"),
             )
         )
-    total = (
-        await session.exec(select(sa.func.count()).select_from(Profile).where(*conditions))
-    ).one()
-    page = await session.exec(
-        select(Profile)
-        .where(*conditions)
-        .order_by(col(Profile.created_at).desc(), col(Profile.id).desc())
-        .limit(limit)
-        .offset(offset)
+    return await fetch_page(
+        session,
+        select(Profile).where(*conditions),
+        order_by=(col(Profile.created_at).desc(), col(Profile.id).desc()),
+        limit=limit,
+        offset=offset,
     )
-    return page.all(), total
 
 
 async def record_registration(
