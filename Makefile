@@ -22,6 +22,7 @@ format:
 
 test-libs:
 	$(PYTEST) libs/servicekit/tests
+	$(PYTEST) libs/servicekit-testing/tests
 	$(PYTEST) libs/devstack/tests
 
 # One pytest process per service: each service's settings and tables live alone in a process.
