@@ -13,7 +13,7 @@ test: lint test-libs test-services test-deploy test-e2e test-security test-relia
 lint:
 	$(UV) run ruff check .
 	$(UV) run ruff format --check .
-	$(UV) run mypy libs/servicekit/src libs/devstack/src
+	$(UV) run mypy libs/servicekit/src libs/servicekit-testing/src libs/devstack/src
 	@for s in $(SERVICES); do $(UV) run mypy services/$$s/src || exit 1; done
 
 format:
@@ -22,6 +22,7 @@ format:
 
 test-libs:
 	$(PYTEST) libs/servicekit/tests
+	$(PYTEST) libs/servicekit-testing/tests
 	$(PYTEST) libs/devstack/tests
 
 # One pytest process per service: each service's settings and tables live alone in a process.

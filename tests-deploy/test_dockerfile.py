@@ -211,6 +211,7 @@ def test_copied_sources_exist_and_reach_the_build_context(
         "services/auth/src/auth/__pycache__/main.cpython-311.pyc",
         "services/auth/tests/test_login.py",
         "libs/servicekit/tests/conftest.py",
+        "libs/servicekit-testing/src/servicekit_testing/plugin.py",
         "tests-e2e/conftest.py",
         "tests-deploy/test_compose.py",
         ".pytest_cache/v/cache/lastfailed",

@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from servicekit.keys import PrivateKey, generate_private_key, load_private_key, private_key_to_pem
-from servicekit.testing import TEST_PASSWORD as PASSWORD
+from servicekit_testing import TEST_PASSWORD as PASSWORD
 
 #: The key the stack signs with: AUTH_PRIVATE_KEY when set (a stack started elsewhere with
 #: it), otherwise a new one given to the stack started here.

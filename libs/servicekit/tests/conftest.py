@@ -19,7 +19,7 @@ from servicekit.db import DatabaseDep, ReadQuery
 from servicekit.errors import NotFound
 from servicekit.fields import bounded_text
 from servicekit.settings import ServiceSettings
-from servicekit.testing import TokenFactory
+from servicekit_testing import TokenFactory
 
 
 @pytest.fixture(scope="session")

@@ -1,9 +1,9 @@
-"""Fixtures for the auth service's tests: a fresh migrated database and a private Redis."""
+"""Fixtures for the auth service's tests: the shared test kit on auth's app, plus auth's own."""
 
 import os
 import tempfile
 
-from servicekit.testing import prepare_environment
+from servicekit_testing import prepare_environment
 
 prepare_environment("auth")  # before anything imports the service: its settings read the env
 os.environ["AUTH_KEYS_DIR"] = tempfile.mkdtemp(prefix="auth-test-keys-")
@@ -12,6 +12,7 @@ os.environ["REVOCATION_CHECK_INTERVAL"] = "3600"  # tests restore revocations th
 
 import uuid  # noqa: E402
 from collections.abc import Awaitable, Callable  # noqa: E402
+from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
 import httpx  # noqa: E402
@@ -19,12 +20,24 @@ import pytest  # noqa: E402
 from fastapi import FastAPI  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 
-from servicekit.testing import *  # noqa: E402, F403 - the shared fixtures
-from servicekit.testing import TEST_PASSWORD  # noqa: E402
+from auth import service  # noqa: E402
+from auth.main import app as auth_app  # noqa: E402
+from servicekit_testing import TEST_PASSWORD as PASSWORD  # noqa: E402
 
-PASSWORD = TEST_PASSWORD
+pytest_plugins = ["servicekit_testing.plugin"]
+
 Register = Callable[..., Awaitable[dict[str, Any]]]
 Login = Callable[..., Awaitable[dict[str, Any]]]
+
+
+@pytest.fixture(scope="session")
+def service_app() -> FastAPI:
+    return auth_app
+
+
+@pytest.fixture(scope="session")
+def service_dir() -> Path:
+    return Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
@@ -61,8 +74,7 @@ async def user(register: Register, login: Login) -> dict[str, Any]:
 
 @pytest.fixture
 async def admin(app: FastAPI, login: Login) -> dict[str, Any]:
-    from auth import service
-
+    """Auth's admin is a real account logged in, not the kit's token for an unknown id."""
     async with app.state.database.sessionmaker() as session:
         await service.ensure_first_admin(
             session=session, email="root@example.com", password=PASSWORD

@@ -7,7 +7,7 @@ import httpx
 from fastapi import FastAPI
 from sqlalchemy import text
 
-from servicekit.testing import TEST_PASSWORD, bearer
+from servicekit_testing import TEST_PASSWORD, bearer
 
 Outbox = Callable[[str], Awaitable[list[dict[str, Any]]]]
 ME = "/api/v1/auth/me"

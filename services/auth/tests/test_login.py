@@ -3,8 +3,8 @@ from typing import Any
 
 import httpx
 
-from servicekit.testing import TEST_PASSWORD as PASSWORD
-from servicekit.testing import bearer
+from servicekit_testing import TEST_PASSWORD as PASSWORD
+from servicekit_testing import bearer
 
 URL = "/api/v1/auth/token"
 

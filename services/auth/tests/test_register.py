@@ -5,7 +5,7 @@ from typing import Any
 import httpx
 import pytest
 
-from servicekit.testing import TEST_PASSWORD as PASSWORD
+from servicekit_testing import TEST_PASSWORD as PASSWORD
 
 URL = "/api/v1/auth/register"
 

@@ -6,7 +6,7 @@ import httpx
 from fastapi import FastAPI
 
 from auth import revocations
-from servicekit.testing import TEST_PASSWORD, bearer
+from servicekit_testing import TEST_PASSWORD, bearer
 
 ME = "/api/v1/auth/me"
 

@@ -5,7 +5,7 @@ from typing import Any
 
 import httpx
 
-from servicekit.testing import bearer
+from servicekit_testing import bearer
 
 REFRESH = "/api/v1/auth/refresh"
 ME = "/api/v1/auth/me"

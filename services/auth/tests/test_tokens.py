@@ -16,7 +16,7 @@ from fastapi import FastAPI
 
 from servicekit.auth import issue_token
 from servicekit.keys import generate_private_key
-from servicekit.testing import bearer
+from servicekit_testing import bearer
 
 ME = "/api/v1/auth/me"
 

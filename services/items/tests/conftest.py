@@ -1,11 +1,12 @@
-"""Fixtures for the items service's tests: a fresh migrated database and a private Redis."""
+"""Fixtures for the items service's tests: the shared test kit on items' app, plus items' own."""
 
-from servicekit.testing import prepare_environment
+from servicekit_testing import prepare_environment
 
 prepare_environment("items")  # before anything imports the service: its settings read the env
 
 import uuid  # noqa: E402
 from collections.abc import Awaitable, Callable  # noqa: E402
+from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
 import httpx  # noqa: E402
@@ -13,14 +14,26 @@ import pytest  # noqa: E402
 from fastapi import FastAPI  # noqa: E402
 from sqlmodel import col, select  # noqa: E402
 
+from items.main import app as items_app  # noqa: E402
 from items.models import Item  # noqa: E402
 from servicekit.events.outbox import OutboxEvent  # noqa: E402
-from servicekit.testing import *  # noqa: E402, F403 - the shared fixtures
+from servicekit_testing import Headers  # noqa: E402
+
+pytest_plugins = ["servicekit_testing.plugin"]
 
 ITEMS = "/api/v1/items"
 
-Headers = dict[str, str]
 CreateItem = Callable[..., Awaitable[dict[str, Any]]]
+
+
+@pytest.fixture(scope="session")
+def service_app() -> FastAPI:
+    return items_app
+
+
+@pytest.fixture(scope="session")
+def service_dir() -> Path:
+    return Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 import pytest
 
-from servicekit.testing import TokenFactory
+from servicekit_testing import TokenFactory
 
 ITEMS = "/api/v1/items"
 CreateItem = Callable[..., Awaitable[dict[str, Any]]]

@@ -7,7 +7,7 @@ uvicorn serving the app for WebSocket tests (httpx's ASGI transport has no WebSo
 
 import os
 
-from servicekit.testing import prepare_environment
+from servicekit_testing import prepare_environment
 
 prepare_environment("notifications")  # before the service is imported: settings read the env
 os.environ["RUN_MAILER"] = "false"  # tests drive the mailer round by round
@@ -20,6 +20,7 @@ import contextlib  # noqa: E402
 import uuid  # noqa: E402
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator  # noqa: E402
 from datetime import timedelta  # noqa: E402
+from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
 import httpx  # noqa: E402
@@ -31,20 +32,31 @@ from devstack.mailsink import MailSink  # noqa: E402
 from devstack.ports import bind_listener  # noqa: E402
 from notifications.events import HANDLERS  # noqa: E402
 from notifications.mailer import Mailer  # noqa: E402
+from notifications.main import app as notifications_app  # noqa: E402
 from notifications.models import Delivery, Notification, utcnow  # noqa: E402
 from notifications.settings import settings  # noqa: E402
 from servicekit.events.envelope import Envelope  # noqa: E402
-from servicekit.testing import *  # noqa: E402, F403 - the shared fixtures
-from servicekit.testing import TokenFactory  # noqa: E402
+from servicekit_testing import TokenFactory  # noqa: E402
+
+pytest_plugins = ["servicekit_testing.plugin"]
 
 NOTIFICATIONS = "/api/v1/notifications"
 
-Headers = dict[str, str]
 Handle = Callable[[str, dict[str, Any]], Awaitable[None]]
 AddNotification = Callable[..., Awaitable[Notification]]
 AddDelivery = Callable[..., Awaitable[Delivery]]
 MakeMailer = Callable[..., Mailer]
 LoadDelivery = Callable[[uuid.UUID], Awaitable[Delivery]]
+
+
+@pytest.fixture(scope="session")
+def service_app() -> FastAPI:
+    return notifications_app
+
+
+@pytest.fixture(scope="session")
+def service_dir() -> Path:
+    return Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture

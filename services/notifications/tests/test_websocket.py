@@ -14,7 +14,7 @@ from websockets.exceptions import ConnectionClosed
 
 from notifications.push import channel_for
 from servicekit import revocation
-from servicekit.testing import TokenFactory
+from servicekit_testing import TokenFactory
 
 Handle = Callable[[str, dict[str, Any]], Awaitable[None]]
 

@@ -1,21 +1,32 @@
-"""Fixtures for the users service's tests: a fresh migrated database and a private Redis."""
+"""Fixtures for the users service's tests: the shared test kit on users' app, plus users' own."""
 
-from servicekit.testing import prepare_environment
+from servicekit_testing import prepare_environment
 
 prepare_environment("users")  # before anything imports the service: its settings read the env
 
 from collections.abc import Awaitable, Callable  # noqa: E402
+from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 from fastapi import FastAPI  # noqa: E402
 from sqlmodel import col, select  # noqa: E402
 
 from servicekit.events.envelope import Envelope  # noqa: E402
-from servicekit.testing import *  # noqa: E402, F403 - the shared fixtures
 from users.events import HANDLERS  # noqa: E402
+from users.main import app as users_app  # noqa: E402
 from users.models import Profile  # noqa: E402
 
-Headers = dict[str, str]
+pytest_plugins = ["servicekit_testing.plugin"]
+
+
+@pytest.fixture(scope="session")
+def service_app() -> FastAPI:
+    return users_app
+
+
+@pytest.fixture(scope="session")
+def service_dir() -> Path:
+    return Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture

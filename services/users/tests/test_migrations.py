@@ -1,6 +1,6 @@
 from pathlib import Path
 
-from servicekit.testing import migrations_round_trip
+from servicekit_testing import migrations_round_trip
 
 
 async def test_migrations_upgrade_downgrade_and_match_models(

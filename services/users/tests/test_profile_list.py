@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from sqlalchemy import text
 
 from servicekit.events.envelope import Envelope
-from servicekit.testing import TokenFactory
+from servicekit_testing import TokenFactory
 
 USERS = "/api/v1/users"
 Deliver = Callable[[str, dict[str, object]], Awaitable[Envelope]]
