@@ -104,5 +104,11 @@ if [ "$purpose" = test ] && ! command -v chromium >/dev/null; then
     packages+=(chromium)
 fi
 if [ "${#packages[@]}" -gt 0 ]; then
-    apt_install "${packages[@]}"
+    if [ "$purpose" = dev ] && [ "$(id -u)" -ne 0 ]; then
+        # make dev itself only talks to running servers, which may live elsewhere (a container).
+        say "note: no ${packages[*]} here; make test and devstack --private need them" \
+            "(sudo apt-get install -y ${packages[*]})"
+    else
+        apt_install "${packages[@]}"
+    fi
 fi
