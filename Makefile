@@ -1,9 +1,21 @@
 # The two commands the README promises: `make dev` runs the native stack, `make test` runs every test.
+# Each target first runs scripts/bootstrap.sh, which installs what the machine lacks (uv, the
+# locked dependencies, server packages, Chromium for `make test`) and links uv into .dev/bin.
+export PATH := $(CURDIR)/.dev/bin:$(PATH)
 UV ?= uv
+.DEFAULT_GOAL := dev
+BOOTSTRAP_FOR := $(if $(filter test test-e2e e2e-compose,$(MAKECMDGOALS)),test,dev)
 SERVICES := auth users items notifications
 PYTEST := $(UV) run pytest
 
-.PHONY: dev test lint format test-libs test-services test-deploy test-security test-reliability test-e2e e2e-compose soak reliability-report $(SERVICES:%=test-%) bench
+.PHONY: bootstrap dev test lint format test-libs test-services test-deploy test-security test-reliability test-e2e e2e-compose soak reliability-report $(SERVICES:%=test-%) bench
+
+bootstrap:  ## Install what this machine lacks; quiet when all is there
+	@UV=$(UV) scripts/bootstrap.sh $(BOOTSTRAP_FOR)
+
+# Every target below runs uv: bootstrap first (once per make run).
+dev test lint format test-libs test-deploy test-security test-reliability test-e2e e2e-compose \
+soak reliability-report bench $(SERVICES:%=test-%): bootstrap
 
 dev:  ## Run the whole stack natively (local PostgreSQL and Redis), gateway on :8000
 	$(UV) run python -m devstack

@@ -235,7 +235,7 @@ def browser() -> Iterator[Any]:
 
     executable = shutil.which("chromium")
     if executable is None:
-        pytest.fail("no `chromium` on PATH: apt-get install -y chromium (.ci/run does)")
+        pytest.fail("no `chromium` on PATH: apt-get install -y chromium (make test does)")
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
         yield browser

@@ -1,10 +1,11 @@
 """Input the service cannot store or echo is the client's fault: a 4xx, never a 500."""
 
 from collections.abc import AsyncIterator
+from typing import Annotated
 
 import httpx
 import pytest
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, FastAPI, Form
 from pydantic import BaseModel
 from sqlalchemy import BigInteger, cast, literal
 from sqlmodel import select
@@ -12,11 +13,20 @@ from sqlmodel import select
 from devstack.servers import PostgresServer, RedisServer
 from servicekit.app import create_app
 from servicekit.db import SessionDep
+from servicekit.fields import Text
 from servicekit.settings import ServiceSettings
 
 
 class Named(BaseModel):
     name: str
+
+
+class Skip(BaseModel):
+    offset: int
+
+
+class Login(BaseModel):
+    username: Text
 
 
 @pytest.fixture(scope="module")
@@ -28,6 +38,15 @@ async def bigint_app(postgres: PostgresServer, redis_server: RedisServer) -> Asy
     async def skip(session: SessionDep, offset: int) -> dict[str, int]:
         result = await session.exec(select(cast(literal(offset), BigInteger)))
         return {"offset": result.one()}
+
+    @router.post("/skip")
+    async def skip_from_body(session: SessionDep, body: Skip) -> dict[str, int]:
+        result = await session.exec(select(cast(literal(body.offset), BigInteger)))
+        return {"offset": result.one()}
+
+    @router.post("/login")
+    async def login(form: Annotated[Login, Form()]) -> Login:
+        return form
 
     @router.post("/names")
     async def create_name(named: Named) -> Named:
@@ -65,8 +84,32 @@ async def test_integer_the_driver_cannot_encode_is_422_without_sql(
 ) -> None:
     response = await bigint_client.get("/api/v1/demo/skip", params={"offset": 10**21})
     assert response.status_code == 422
-    assert response.json() == {"detail": "A value is out of range or malformed"}
+    assert response.json() == {
+        "detail": [
+            {"type": "value_error", "loc": ["query"], "msg": "A value is out of range or malformed"}
+        ]
+    }
     assert "SELECT" not in response.text
+
+
+async def test_integer_the_driver_cannot_encode_in_a_body_is_422_at_the_body(
+    bigint_client: httpx.AsyncClient,
+) -> None:
+    response = await bigint_client.post("/api/v1/demo/skip", json={"offset": 10**21})
+    assert response.status_code == 422
+    assert response.json()["detail"] == [
+        {"type": "value_error", "loc": ["body"], "msg": "A value is out of range or malformed"}
+    ]
+
+
+async def test_nul_in_a_text_form_field_is_422_naming_the_field(
+    bigint_client: httpx.AsyncClient,
+) -> None:
+    response = await bigint_client.post("/api/v1/demo/login", data={"username": "a\x00b"})
+    assert response.status_code == 422
+    [error] = response.json()["detail"]
+    assert error["loc"] == ["body", "username"]
+    assert error["msg"] == "Value error, must not contain NUL characters"
 
 
 async def test_json_nested_near_the_parser_limit_is_a_4xx_never_a_500(

@@ -146,6 +146,24 @@ def _is_refused_value(exc: Exception) -> bool:
     )
 
 
+def refused_value_errors(request: Request) -> list[dict[str, Any]]:
+    """A value PostgreSQL refused, in FastAPI's 422 shape.
+
+    The last resort behind the field types of `servicekit.fields`, which name the field: the
+    driver's error does not say which input the value came from, only where it could have been.
+    """
+    has_body = request.headers.get("content-length", "0") != "0" or (
+        "transfer-encoding" in request.headers
+    )
+    return [
+        {
+            "type": "value_error",
+            "loc": ["body" if has_body else "query"],
+            "msg": "A value is out of range or malformed",
+        }
+    ]
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Map every failure to `{"detail": ...}` with the right status, once for all services."""
 
@@ -173,14 +191,14 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(asyncpg.InterfaceError)
     @app.exception_handler(asyncpg.InternalClientError)
     @app.exception_handler(TimeoutError)
-    async def _database_error(_: Request, exc: Exception) -> JSONResponse:
+    async def _database_error(request: Request, exc: Exception) -> JSONResponse:
         if is_database_unavailable(exc):
             cause = getattr(exc, "orig", None) or exc
             logger.warning("database unavailable", extra={"error": str(cause)})
             return JSONResponse({"detail": "The database is unavailable; try again shortly"}, 503)
         if _is_refused_value(exc):
             # Input the schema let through but PostgreSQL refuses (an out-of-range number...).
-            return JSONResponse({"detail": "A value is out of range or malformed"}, 422)
+            return JSONResponse({"detail": refused_value_errors(request)}, 422)
         logger.exception("database error")
         return JSONResponse({"detail": "Internal server error"}, 500)
 

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import sqlalchemy as sa
 from pydantic import AfterValidator, BaseModel, EmailStr, StringConstraints
+from pydantic import Field as PydanticField
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import Field, SQLModel
 
@@ -125,6 +126,22 @@ class AccountCreate(BaseModel):
     email: Email
     password: Password
     full_name: FullName | None = None  # type: ignore[valid-type]
+
+
+class LoginForm(BaseModel):
+    """The OAuth2 password flow's form (`OAuth2PasswordRequestForm`), every field a `Text`.
+
+    FastAPI's own form takes plain strings, so a NUL in `username` used to reach PostgreSQL.
+    """
+
+    grant_type: Annotated[Text, StringConstraints(pattern="^password$")] | None = None
+    username: Text
+    password: Annotated[Text, PydanticField(json_schema_extra={"format": "password"})]
+    scope: Text = ""
+    client_id: Text | None = None
+    client_secret: (
+        Annotated[Text, PydanticField(json_schema_extra={"format": "password"})] | None
+    ) = None
 
 
 class AccountPublic(BaseModel):

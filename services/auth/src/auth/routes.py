@@ -3,9 +3,8 @@
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Query, Request, Response, status
+from fastapi import APIRouter, Body, Form, Query, Request, Response, status
 from fastapi.responses import HTMLResponse
-from fastapi.security import OAuth2PasswordRequestForm
 
 from auth import service
 from auth.deps import ClientAddress, KeyringDep, RevocationsDep, VerifierDep
@@ -16,6 +15,7 @@ from auth.models import (
     AccountDelete,
     AccountList,
     AccountPublic,
+    LoginForm,
     LogoutRequest,
     OneTimeTokenRequest,
     PasswordChange,
@@ -56,7 +56,7 @@ async def token(
     redis: RedisDep,
     keyring: KeyringDep,
     address: ClientAddress,
-    form: Annotated[OAuth2PasswordRequestForm, Depends()],
+    form: Annotated[LoginForm, Form()],
 ) -> TokenPair:
     """Log in with the OAuth2 password flow (`username` is the email)."""
     account = await service.authenticate(
