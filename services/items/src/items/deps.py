@@ -1,7 +1,9 @@
-"""Dependencies of the items routes: who may see what, and the `If-Match` precondition."""
+"""Dependencies of the items routes: who may see what, the item a change names, and the
+`If-Match` precondition."""
 
 import re
 import uuid
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Header, Query
@@ -10,7 +12,7 @@ from items import service
 from items.models import ItemPublic
 from servicekit.auth import Caller, Principal
 from servicekit.db import DatabaseDep
-from servicekit.errors import Forbidden, NotFound
+from servicekit.errors import Forbidden
 
 _STRONG_TAG = re.compile(r'(W/)?("[^"]*")')
 
@@ -22,10 +24,7 @@ def owner_scope(caller: Principal) -> uuid.UUID | None:
 
 async def valid_owned_item(item_id: uuid.UUID, database: DatabaseDep, caller: Caller) -> ItemPublic:
     """The item named in the path, as long as the caller may see it (else 404, never 403)."""
-    item = await service.read(database=database, item_id=item_id, owner_id=owner_scope(caller))
-    if item is None:
-        raise NotFound(service.ITEM_NOT_FOUND)
-    return item
+    return await service.get(database=database, item_id=item_id, owner_id=owner_scope(caller))
 
 
 async def list_scope(
@@ -58,6 +57,25 @@ async def if_match(
     return frozenset(tag for weak, tag in _STRONG_TAG.findall(if_match) if not weak)
 
 
+IfMatch = Annotated[frozenset[str] | None, Depends(if_match)]
+
+
+@dataclass(frozen=True, slots=True)
+class ItemChange:
+    """What a PUT, PATCH or DELETE names: the item, whose it may be, and the precondition.
+
+    The checks themselves are part of the change's statement (see `service.update`).
+    """
+
+    item_id: uuid.UUID
+    owner_id: uuid.UUID | None
+    if_match: frozenset[str] | None
+
+
+async def item_change(item_id: uuid.UUID, caller: Caller, precondition: IfMatch) -> ItemChange:
+    return ItemChange(item_id=item_id, owner_id=owner_scope(caller), if_match=precondition)
+
+
 OwnedItem = Annotated[ItemPublic, Depends(valid_owned_item)]
 ListScope = Annotated[uuid.UUID | None, Depends(list_scope)]
-IfMatch = Annotated[frozenset[str] | None, Depends(if_match)]
+ChangedItem = Annotated[ItemChange, Depends(item_change)]
