@@ -33,7 +33,7 @@ class Page(BaseModel, Generic[T]):
 
 class PageQuery:
     """A list's count and page, compiled once: the rows of `table` matching `where`, in
-    `order_by` order.
+    `order_by` order, as whole rows or as `columns` (labelled as the page's items name them).
 
     Values go in as named parameters (`sa.bindparam("owner_id")`), never into the statement,
     so one `PageQuery` serves every request of its shape; build one per shape, at import time
@@ -44,12 +44,13 @@ class PageQuery:
         self,
         table: Any,
         *,
+        columns: tuple[Any, ...] = (),
         where: tuple[ColumnElement[bool], ...] = (),
         order_by: tuple[ColumnElement[Any], ...],
     ) -> None:
         self.count = ReadQuery(sa.select(sa.func.count()).select_from(table).where(*where))
         self.page = ReadQuery(
-            sa.select(table)
+            sa.select(*(columns or (table,)))
             .where(*where)
             .order_by(*order_by)
             .limit(sa.bindparam("limit"))
@@ -57,13 +58,30 @@ class PageQuery:
         )
 
 
-async def fetch_page(
+async def fetch_rows(
     database: Database, query: PageQuery, *, limit: int, offset: int, **params: Any
 ) -> tuple[list[asyncpg.Record], int]:
     """One page of `query`'s rows, and how many rows it matches in all."""
     counted = await database.fetch_one(query.count, **params)
     rows = await database.fetch_all(query.page, limit=limit, offset=offset, **params)
     return rows, counted[0] if counted is not None else 0
+
+
+P = TypeVar("P", bound=Page[Any])
+
+
+async def fetch_page(
+    database: Database,
+    query: PageQuery,
+    page_type: type[P],
+    *,
+    limit: int,
+    offset: int,
+    **params: Any,
+) -> P:
+    """One page of `query`'s rows as `page_type` (each row validated as its item type)."""
+    rows, total = await fetch_rows(database, query, limit=limit, offset=offset, **params)
+    return page_type(items=[dict(row) for row in rows], total=total, limit=limit, offset=offset)
 
 
 def contains_pattern(text: str) -> str:

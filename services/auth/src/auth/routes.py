@@ -130,10 +130,7 @@ async def list_sessions(
     caller: Caller, database: DatabaseDep, limit: Limit = 20, offset: Offset = 0
 ) -> SessionList:
     """The caller's live login sessions, most recently used first."""
-    sessions, total = await service.list_sessions(
-        database=database, caller=caller, limit=limit, offset=offset
-    )
-    return SessionList(items=sessions, total=total, limit=limit, offset=offset)
+    return await service.list_sessions(database=database, caller=caller, limit=limit, offset=offset)
 
 
 @router.delete(
@@ -215,10 +212,7 @@ async def list_accounts(
     offset: Offset = 0,
 ) -> AccountList:
     """Every account, newest first; `q` filters by email (admin only)."""
-    accounts, total = await service.list_accounts(
-        database=database, q=q, limit=limit, offset=offset
-    )
-    return AccountList(items=accounts, total=total, limit=limit, offset=offset)
+    return await service.list_accounts(database=database, q=q, limit=limit, offset=offset)
 
 
 @router.patch("/accounts/{account_id}", responses={401: {}, 403: {}, 404: {}})

@@ -9,6 +9,7 @@ tokens are merely revoked early, which is the safe side.
 """
 
 import uuid
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import TypeVar
 
@@ -24,11 +25,12 @@ from auth.models import (
     Account,
     AccountAdminUpdate,
     AccountCreate,
+    AccountList,
     AccountPublic,
     LoginSession,
     OneTimeToken,
     Role,
-    SessionPublic,
+    SessionList,
     TokenPair,
     TokenPurpose,
 )
@@ -51,6 +53,14 @@ INVALID_CREDENTIALS = "Incorrect email or password"
 
 def _public(account: Account) -> AccountPublic:
     return AccountPublic.model_validate(account, from_attributes=True)
+
+
+async def _save(session: AsyncSession, account: Account) -> AccountPublic:
+    """Commit the changes made to `account`, stamped with the time they were made."""
+    account.updated_at = utcnow()
+    session.add(account)
+    await session.commit()
+    return _public(account)
 
 
 async def get_account(*, session: AsyncSession, account_id: uuid.UUID) -> Account | None:
@@ -166,12 +176,13 @@ _ACCOUNTS_MATCHING = PageQuery(
 
 async def list_accounts(
     *, database: Database, q: str | None, limit: int, offset: int
-) -> tuple[list[AccountPublic], int]:
+) -> AccountList:
     """A page of every account, newest first; `q`: those whose email contains it."""
     query = _ACCOUNTS_MATCHING if q else _ALL_ACCOUNTS
     pattern = contains_pattern(q.lower()) if q else None
-    rows, total = await fetch_page(database, query, limit=limit, offset=offset, pattern=pattern)
-    return [AccountPublic.model_validate(dict(row)) for row in rows], total
+    return await fetch_page(
+        database, query, AccountList, limit=limit, offset=offset, pattern=pattern
+    )
 
 
 async def update_account(
@@ -197,9 +208,7 @@ async def update_account(
         await _revoke_all_tokens(session=session, redis=redis, user_id=account.id)
         account.roles = new_roles
         account.is_active = new_active
-        account.updated_at = utcnow()
-        session.add(account)
-        await session.commit()
+        return await _save(session, account)
     return _public(account)
 
 
@@ -388,6 +397,14 @@ async def logout_all(*, session: AsyncSession, redis: Redis, caller: Principal) 
 
 _LIVE_SESSIONS = PageQuery(
     LoginSession,
+    columns=(
+        col(LoginSession.id).label("sid"),
+        col(LoginSession.created_at),
+        col(LoginSession.last_used_at),
+        col(LoginSession.user_agent),
+        col(LoginSession.ip),
+        (col(LoginSession.id) == sa.bindparam("current_sid")).label("current"),
+    ),
     where=(
         col(LoginSession.user_id) == sa.bindparam("user_id"),
         col(LoginSession.revoked_at).is_(None),
@@ -399,23 +416,18 @@ _LIVE_SESSIONS = PageQuery(
 
 async def list_sessions(
     *, database: Database, caller: Principal, limit: int, offset: int
-) -> tuple[list[SessionPublic], int]:
+) -> SessionList:
     """A page of the caller's live sessions, most recently used first."""
-    rows, total = await fetch_page(
-        database, _LIVE_SESSIONS, limit=limit, offset=offset, user_id=caller.user_id, now=utcnow()
+    return await fetch_page(
+        database,
+        _LIVE_SESSIONS,
+        SessionList,
+        limit=limit,
+        offset=offset,
+        user_id=caller.user_id,
+        now=utcnow(),
+        current_sid=caller.session_id,
     )
-    sessions = [
-        SessionPublic(
-            sid=row["id"],
-            created_at=row["created_at"],
-            last_used_at=row["last_used_at"],
-            user_agent=row["user_agent"],
-            ip=row["ip"],
-            current=row["id"] == caller.session_id,
-        )
-        for row in rows
-    ]
-    return sessions, total
 
 
 async def end_session(
@@ -466,79 +478,83 @@ async def verify_email(*, session: AsyncSession, token: str) -> AccountPublic:
     if account is None:
         raise BadRequest("Invalid, expired or already used token")
     account.is_verified = True
-    account.updated_at = utcnow()
-    session.add(account)
-    await session.commit()
-    return _public(account)
+    return await _save(session, account)
+
+
+@dataclass(frozen=True)
+class _MailedToken:
+    """A one-time token the user asks to be mailed, and the event that carries it."""
+
+    purpose: TokenPurpose
+    event_type: str
+    token_field: str
+
+
+_VERIFICATION = _MailedToken(
+    TokenPurpose.VERIFY_EMAIL, "auth.verification_requested", "verification_token"
+)
+_RESET = _MailedToken(TokenPurpose.RESET_PASSWORD, "auth.password_reset_requested", "reset_token")
+_TTL = {
+    TokenPurpose.VERIFY_EMAIL: settings.VERIFICATION_TOKEN_TTL,
+    TokenPurpose.RESET_PASSWORD: settings.RESET_TOKEN_TTL,
+}
 
 
 async def _mail_one_time_token(
-    *,
-    session: AsyncSession,
-    account: Account,
-    purpose: TokenPurpose,
-    ttl: int,
-    event_type: str,
-    token_field: str,
-) -> None:
-    """Issue a one-time token and hand it to the notifications service in an event."""
+    *, session: AsyncSession, redis: Redis, account: Account, mailed: _MailedToken
+) -> bool:
+    """Issue a one-time token and hand it to the notifications service in an event; False,
+    doing nothing, if one was mailed to this account too recently."""
+    purpose = mailed.purpose.value
+    if not await throttle.claim_mail_slot(redis, purpose=purpose, user_id=str(account.id)):
+        return False
     token = await _issue_one_time_token(
-        session=session, user_id=account.id, purpose=purpose, ttl=ttl
+        session=session, user_id=account.id, purpose=mailed.purpose, ttl=_TTL[mailed.purpose]
     )
     add_event(
         session,
-        type=event_type,
+        type=mailed.event_type,
         producer=PRODUCER,
-        data={"user_id": str(account.id), "email": account.email, token_field: token},
+        data={"user_id": str(account.id), "email": account.email, mailed.token_field: token},
     )
     await session.commit()
+    return True
 
 
 async def resend_verification(*, session: AsyncSession, redis: Redis, caller: Principal) -> None:
     account = await _live_account(session=session, user_id=caller.user_id)
     if account.is_verified:
         raise Conflict("Email is already verified")
-    purpose = TokenPurpose.VERIFY_EMAIL.value
-    if not await throttle.claim_mail_slot(redis, purpose=purpose, user_id=str(account.id)):
+    if not await _mail_one_time_token(
+        session=session, redis=redis, account=account, mailed=_VERIFICATION
+    ):
         retry_after = await throttle.mail_slot_retry_after(
-            redis, purpose=purpose, user_id=str(account.id)
+            redis, purpose=_VERIFICATION.purpose.value, user_id=str(account.id)
         )
         raise TooManyRequests(retry_after, "A verification mail was sent recently")
-    await _mail_one_time_token(
-        session=session,
-        account=account,
-        purpose=TokenPurpose.VERIFY_EMAIL,
-        ttl=settings.VERIFICATION_TOKEN_TTL,
-        event_type="auth.verification_requested",
-        token_field="verification_token",
-    )
 
 
 async def forgot_password(*, session: AsyncSession, redis: Redis, email: str) -> None:
     """Silent for unknown emails and for repeated requests: the answer never differs."""
     account = await get_account_by_email(session=session, email=email)
-    if account is None or not account.is_active:
-        return
-    purpose = TokenPurpose.RESET_PASSWORD.value
-    if not await throttle.claim_mail_slot(redis, purpose=purpose, user_id=str(account.id)):
-        return
-    await _mail_one_time_token(
-        session=session,
-        account=account,
-        purpose=TokenPurpose.RESET_PASSWORD,
-        ttl=settings.RESET_TOKEN_TTL,
-        event_type="auth.password_reset_requested",
-        token_field="reset_token",
-    )
+    if account is not None and account.is_active:
+        await _mail_one_time_token(session=session, redis=redis, account=account, mailed=_RESET)
 
 
 async def _set_password(
     *, session: AsyncSession, redis: Redis, account: Account, new_password: str
 ) -> None:
+    """A new password ends every token of the account and is announced; the caller commits."""
     await _revoke_all_tokens(session=session, redis=redis, user_id=account.id)
     account.password_hash = await passwords.hash_password(new_password)
     account.updated_at = utcnow()
     session.add(account)
+    add_event(
+        session,
+        type="auth.password_changed",
+        producer=PRODUCER,
+        data={"user_id": str(account.id), "email": account.email},
+    )
 
 
 async def reset_password(
@@ -561,12 +577,6 @@ async def reset_password(
         )
         .values(used_at=utcnow())
     )
-    add_event(
-        session,
-        type="auth.password_changed",
-        producer=PRODUCER,
-        data={"user_id": str(account.id), "email": account.email},
-    )
     await session.commit()
 
 
@@ -582,10 +592,4 @@ async def change_password(
         session=session, caller=caller, password=current_password
     )
     await _set_password(session=session, redis=redis, account=account, new_password=new_password)
-    add_event(
-        session,
-        type="auth.password_changed",
-        producer=PRODUCER,
-        data={"user_id": str(account.id), "email": account.email},
-    )
     await session.commit()

@@ -1,5 +1,5 @@
-"""Dependencies of the items routes: who may see what, the item a change names, and the
-`If-Match` precondition."""
+"""Dependencies of the items routes: who may see what, the `If-Match` precondition, and what
+a change (PUT, PATCH, DELETE) names."""
 
 import re
 import uuid
@@ -7,11 +7,12 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Header, Query
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from items import service
 from items.models import ItemPublic
 from servicekit.auth import Caller, Principal
-from servicekit.db import DatabaseDep
+from servicekit.db import Database, DatabaseDep, SessionDep
 from servicekit.errors import Forbidden
 
 _STRONG_TAG = re.compile(r'(W/)?("[^"]*")')
@@ -62,18 +63,23 @@ IfMatch = Annotated[frozenset[str] | None, Depends(if_match)]
 
 @dataclass(frozen=True, slots=True)
 class ItemChange:
-    """What a PUT, PATCH or DELETE names: the item, whose it may be, and the precondition.
+    """What PUT, PATCH and DELETE need besides a body: the item they name, as the caller may
+    change it, and the session and read pool to change it with."""
 
-    The checks themselves are part of the change's statement (see `service.update`).
-    """
-
-    item_id: uuid.UUID
-    owner_id: uuid.UUID | None
-    if_match: frozenset[str] | None
+    target: service.ItemTarget
+    session: AsyncSession
+    database: Database
 
 
-async def item_change(item_id: uuid.UUID, caller: Caller, precondition: IfMatch) -> ItemChange:
-    return ItemChange(item_id=item_id, owner_id=owner_scope(caller), if_match=precondition)
+async def item_change(
+    item_id: uuid.UUID,
+    caller: Caller,
+    precondition: IfMatch,
+    session: SessionDep,
+    database: DatabaseDep,
+) -> ItemChange:
+    target = service.ItemTarget(item_id, owner_scope(caller), precondition)
+    return ItemChange(target=target, session=session, database=database)
 
 
 OwnedItem = Annotated[ItemPublic, Depends(valid_owned_item)]

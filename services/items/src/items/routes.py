@@ -1,6 +1,6 @@
 """HTTP routes of the items service, all under `/api/v1/items`."""
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response, status
 
@@ -68,7 +68,7 @@ async def list_items(
     offset: Offset = 0,
 ) -> Response:
     """The caller's items (an administrator's: everyone's, or `owner_id`'s), newest first."""
-    items, total = await service.get_all(
+    page = await service.get_all(
         database=database,
         owner_id=owner_id,
         q=q,
@@ -77,7 +77,7 @@ async def list_items(
         limit=limit,
         offset=offset,
     )
-    return model_response(ItemsPublic(items=items, total=total, limit=limit, offset=offset))
+    return model_response(page)
 
 
 @router.get("/{item_id}", summary="Read an item", response_model=ItemPublic, responses=_NOT_FOUND)
@@ -86,45 +86,28 @@ async def read_item(item: OwnedItem) -> Response:
     return _item_response(item)
 
 
-async def _update(
-    item_in: ItemCreate | ItemUpdate, change: ItemChange, session: SessionDep, database: DatabaseDep
-) -> Response:
+async def _update(item_in: ItemCreate | ItemUpdate, change: ItemChange) -> Response:
     """What PUT and PATCH share; only their bodies differ."""
     item = await service.update(
-        session=session,
-        database=database,
-        item_id=change.item_id,
-        owner_id=change.owner_id,
-        item_in=item_in,
-        if_match=change.if_match,
+        session=change.session, database=change.database, target=change.target, item_in=item_in
     )
     return _item_response(item)
 
 
-@router.put(
-    "/{item_id}",
-    summary="Replace an item",
-    response_model=ItemPublic,
-    responses=_NOT_FOUND_OR_STALE,
-)
-async def replace_item(
-    item_in: ItemCreate, change: ChangedItem, session: SessionDep, database: DatabaseDep
-) -> Response:
+#: What PUT and PATCH declare alike: the item they answer with, and how they fail.
+_CHANGE_ROUTE: dict[str, Any] = {"response_model": ItemPublic, "responses": _NOT_FOUND_OR_STALE}
+
+
+@router.put("/{item_id}", summary="Replace an item", **_CHANGE_ROUTE)
+async def replace_item(item_in: ItemCreate, change: ChangedItem) -> Response:
     """Replace every field (those left out are reset); a stale `If-Match` is 412."""
-    return await _update(item_in, change, session, database)
+    return await _update(item_in, change)
 
 
-@router.patch(
-    "/{item_id}",
-    summary="Update some fields of an item",
-    response_model=ItemPublic,
-    responses=_NOT_FOUND_OR_STALE,
-)
-async def update_item(
-    item_in: ItemUpdate, change: ChangedItem, session: SessionDep, database: DatabaseDep
-) -> Response:
+@router.patch("/{item_id}", summary="Update some fields of an item", **_CHANGE_ROUTE)
+async def update_item(item_in: ItemUpdate, change: ChangedItem) -> Response:
     """Change only the fields sent; a stale `If-Match` is 412."""
-    return await _update(item_in, change, session, database)
+    return await _update(item_in, change)
 
 
 @router.delete(
@@ -133,13 +116,7 @@ async def update_item(
     summary="Delete an item",
     responses=_NOT_FOUND_OR_STALE,
 )
-async def delete_item(change: ChangedItem, session: SessionDep, database: DatabaseDep) -> Response:
+async def delete_item(change: ChangedItem) -> Response:
     """Delete an item; a second DELETE is 404, a stale `If-Match` 412."""
-    await service.delete(
-        session=session,
-        database=database,
-        item_id=change.item_id,
-        owner_id=change.owner_id,
-        if_match=change.if_match,
-    )
+    await service.delete(session=change.session, database=change.database, target=change.target)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

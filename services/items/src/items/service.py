@@ -10,15 +10,25 @@ missing item becomes a 404.
 import functools
 import uuid
 from collections.abc import Sequence
-from typing import Any, NoReturn
+from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.sql.dml import UpdateBase
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from items.models import Item, ItemCreate, ItemPublic, ItemSort, ItemUpdate, version_in_tag
+from items.models import (
+    Item,
+    ItemCreate,
+    ItemPublic,
+    ItemSort,
+    ItemsPublic,
+    ItemUpdate,
+    version_in_tag,
+)
 from items.settings import settings
 from servicekit.db import Database, ReadQuery
 from servicekit.errors import NotFound, PreconditionFailed
@@ -41,20 +51,31 @@ _ORDER: dict[ItemSort, tuple[Any, ...]] = {
 }
 
 
+@dataclass(frozen=True, slots=True)
+class ItemTarget:
+    """The item a change names: its id, whose it must be (None: anyone's, for an admin), and
+    the strong entity tags of `If-Match` (None: no condition)."""
+
+    item_id: uuid.UUID
+    owner_id: uuid.UUID | None
+    if_match: frozenset[str] | None = None
+
+
 def _scope(owner_id: uuid.UUID | None) -> ColumnElement[bool]:
     return sa.true() if owner_id is None else col(Item.owner_id) == owner_id
 
 
-def _if_match(item_id: uuid.UUID, if_match: frozenset[str] | None) -> ColumnElement[bool]:
-    """The `If-Match` condition as SQL, so the check and the change are one statement.
-
-    None is an absent header or `*` (the item only has to exist); otherwise the strong
-    entity tags sent, of which one must name this item's current version.
-    """
-    if if_match is None:
+def _version_named(target: ItemTarget) -> ColumnElement[bool]:
+    """The `If-Match` condition as SQL, so the check and the change are one statement."""
+    if target.if_match is None:
         return sa.true()
-    versions = {version_in_tag(tag, item_id) for tag in if_match} - {None}
+    versions = {version_in_tag(tag, target.item_id) for tag in target.if_match} - {None}
     return col(Item.version).in_(versions) if versions else sa.false()
+
+
+def _targeted(target: ItemTarget) -> tuple[ColumnElement[bool], ...]:
+    """The WHERE of a change: this item, if the caller may change it, at a version named."""
+    return col(Item.id) == target.item_id, _scope(target.owner_id), _version_named(target)
 
 
 def _stage(
@@ -108,19 +129,19 @@ async def get_all(
     sort: ItemSort = ItemSort.CREATED_AT_DESC,
     limit: int,
     offset: int,
-) -> tuple[list[ItemPublic], int]:
+) -> ItemsPublic:
     """One page of items matching every filter given, and how many match in all."""
     query = _page_query(scoped=owner_id is not None, searched=bool(q), tagged=bool(tags), sort=sort)
-    rows, total = await fetch_page(
+    return await fetch_page(
         database,
         query,
+        ItemsPublic,
         limit=limit,
         offset=offset,
         owner_id=owner_id,
         pattern=contains_pattern(q) if q else None,
         tags=list(tags),
     )
-    return [ItemPublic.model_validate(dict(row)) for row in rows], total
 
 
 async def create(*, session: AsyncSession, owner_id: uuid.UUID, item_in: ItemCreate) -> ItemPublic:
@@ -139,10 +160,8 @@ async def update(
     *,
     session: AsyncSession,
     database: Database,
-    item_id: uuid.UUID,
-    owner_id: uuid.UUID | None,
+    target: ItemTarget,
     item_in: ItemCreate | ItemUpdate,
-    if_match: frozenset[str] | None = None,
 ) -> ItemPublic:
     """Replace (ItemCreate) or patch (ItemUpdate) an item, bump its version, stage `item.updated`.
 
@@ -152,46 +171,35 @@ async def update(
     values = item_in.model_dump(exclude_unset=isinstance(item_in, ItemUpdate))
     statement = (
         sa.update(Item)
-        .where(col(Item.id) == item_id, _scope(owner_id), _if_match(item_id, if_match))
+        .where(*_targeted(target))
         .values(**values, version=col(Item.version) + 1, updated_at=utcnow())
         .returning(Item)
         .execution_options(populate_existing=True)
     )
-    item = (await session.exec(statement)).scalars().one_or_none()
-    if item is None:
-        await _explain_miss(database=database, item_id=item_id, owner_id=owner_id)
+    item: Item = await _change(session, database, target, statement)
     _stage(session, "item.updated", item_id=item.id, owner_id=item.owner_id)
     await session.commit()
     return ItemPublic.model_validate(item)
 
 
-async def delete(
-    *,
-    session: AsyncSession,
-    database: Database,
-    item_id: uuid.UUID,
-    owner_id: uuid.UUID | None,
-    if_match: frozenset[str] | None = None,
-) -> None:
+async def delete(*, session: AsyncSession, database: Database, target: ItemTarget) -> None:
     """Delete an item (checked as `update` does) and stage `item.deleted`."""
-    statement = (
-        sa.delete(Item)
-        .where(col(Item.id) == item_id, _scope(owner_id), _if_match(item_id, if_match))
-        .returning(col(Item.owner_id))
-    )
-    deleted_owner = (await session.exec(statement)).scalars().one_or_none()
-    if deleted_owner is None:
-        await _explain_miss(database=database, item_id=item_id, owner_id=owner_id)
-    _stage(session, "item.deleted", item_id=item_id, owner_id=deleted_owner)
+    statement = sa.delete(Item).where(*_targeted(target)).returning(col(Item.owner_id))
+    owner_id = await _change(session, database, target, statement)
+    _stage(session, "item.deleted", item_id=target.item_id, owner_id=owner_id)
     await session.commit()
 
 
-async def _explain_miss(
-    *, database: Database, item_id: uuid.UUID, owner_id: uuid.UUID | None
-) -> NoReturn:
-    """A conditional write touched nothing: 404 if the caller cannot see the item, else 412."""
-    await get(database=database, item_id=item_id, owner_id=owner_id)
-    raise PreconditionFailed()
+async def _change(
+    session: AsyncSession, database: Database, target: ItemTarget, statement: UpdateBase
+) -> Any:
+    """What a conditional change RETURNING one row returns; when it touched nothing, why:
+    404 if the caller cannot see the item, else 412 (`If-Match` names an old version)."""
+    changed = (await session.exec(statement)).scalars().one_or_none()
+    if changed is None:
+        await get(database=database, item_id=target.item_id, owner_id=target.owner_id)
+        raise PreconditionFailed()
+    return changed
 
 
 async def erase_owner(*, session: AsyncSession, owner_id: uuid.UUID) -> int:

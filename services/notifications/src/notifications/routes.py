@@ -6,12 +6,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, WebSocket, status
 
 from notifications import service, stream
-from notifications.models import (
-    DeliveryList,
-    DeliveryStatus,
-    NotificationList,
-    NotificationPublic,
-)
+from notifications.models import DeliveryList, DeliveryStatus, NotificationList, NotificationPublic
 from notifications.settings import settings
 from servicekit.auth import AdminCaller, Caller
 from servicekit.db import DatabaseDep, SessionDep
@@ -32,19 +27,12 @@ async def list_notifications(
     offset: Offset = 0,
 ) -> NotificationList:
     """The caller's notifications, newest first, with the number still unread."""
-    notifications, total, unread = await service.get_all(
+    return await service.get_all(
         database=database,
         user_id=caller.user_id,
         unread_only=unread_only,
         limit=limit,
         offset=offset,
-    )
-    return NotificationList(
-        items=notifications,
-        total=total,
-        limit=limit,
-        offset=offset,
-        unread=unread,
     )
 
 
@@ -80,10 +68,9 @@ async def list_deliveries(
     offset: Offset = 0,
 ) -> DeliveryList:
     """Every outgoing mail, newest first, with its status, attempts and last error (admins)."""
-    deliveries, total = await service.get_deliveries(
+    return await service.get_deliveries(
         database=database, status=status_filter, limit=limit, offset=offset
     )
-    return DeliveryList(items=deliveries, total=total, limit=limit, offset=offset)
 
 
 @router.websocket("/ws")

@@ -16,15 +16,16 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from notifications import push
 from notifications.models import (
     Delivery,
-    DeliveryPublic,
+    DeliveryList,
     DeliveryStatus,
     Notification,
     NotificationKind,
+    NotificationList,
     NotificationPublic,
 )
 from servicekit.db import Database
 from servicekit.errors import NotFound
-from servicekit.listing import PageQuery, fetch_page
+from servicekit.listing import PageQuery, fetch_page, fetch_rows
 from servicekit.logging import request_id_var
 from servicekit.timestamps import utcnow
 
@@ -60,16 +61,17 @@ def notify(
 
 async def get_all(
     *, database: Database, user_id: uuid.UUID, unread_only: bool, limit: int, offset: int
-) -> tuple[list[NotificationPublic], int, int]:
+) -> NotificationList:
     """A page of the user's notifications, newest first; with the total and the unread count."""
     query = _UNREAD_OWN if unread_only else _ALL_OWN
-    rows, total = await fetch_page(database, query, limit=limit, offset=offset, user_id=user_id)
+    rows, total = await fetch_rows(database, query, limit=limit, offset=offset, user_id=user_id)
     if unread_only:
         unread = total
     else:
         counted = await database.fetch_one(_UNREAD_OWN.count, user_id=user_id)
         unread = counted[0] if counted is not None else 0
-    return [NotificationPublic.model_validate(dict(row)) for row in rows], total, unread
+    items = [dict(row) for row in rows]
+    return NotificationList(items=items, total=total, limit=limit, offset=offset, unread=unread)
 
 
 async def mark_read(
@@ -128,13 +130,12 @@ def queue_mail(
 
 async def get_deliveries(
     *, database: Database, status: DeliveryStatus | None, limit: int, offset: int
-) -> tuple[list[DeliveryPublic], int]:
+) -> DeliveryList:
     """A page of every outgoing mail, newest first, optionally in one status."""
     query = _ALL_DELIVERIES if status is None else _DELIVERIES_IN_STATUS
-    rows, total = await fetch_page(
-        database, query, limit=limit, offset=offset, status=status and status.value
+    return await fetch_page(
+        database, query, DeliveryList, limit=limit, offset=offset, status=status and status.value
     )
-    return [DeliveryPublic.model_validate(dict(row)) for row in rows], total
 
 
 # ---- erasure ------------------------------------------------------------------------------

@@ -64,14 +64,14 @@ async def serve(
 
 
 async def _unread_backlog(websocket: WebSocket, principal: Principal) -> list[str]:
-    unread, _, _ = await service.get_all(
+    unread = await service.get_all(
         database=websocket.app.state.database,
         user_id=principal.user_id,
         unread_only=True,
         limit=BACKLOG_SIZE,
         offset=0,
     )
-    return [notification.model_dump_json() for notification in reversed(unread)]
+    return [notification.model_dump_json() for notification in reversed(unread.items)]
 
 
 async def _first_message_token(websocket: WebSocket, wait_seconds: float) -> str | None:

@@ -46,8 +46,7 @@ async def list_profiles(
     offset: Offset = 0,
 ) -> ProfilesRead:
     """Every profile, newest first, with emails; administrators only."""
-    profiles, total = await service.get_all(database=database, q=q, limit=limit, offset=offset)
-    return ProfilesRead(items=profiles, total=total, limit=limit, offset=offset)
+    return await service.get_all(database=database, q=q, limit=limit, offset=offset)
 
 
 @router.get("/{user_id}", summary="Read someone's public profile", responses=_NOT_FOUND)

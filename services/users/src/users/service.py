@@ -18,7 +18,7 @@ from servicekit.db import Database, ReadQuery
 from servicekit.errors import NotFound
 from servicekit.listing import PageQuery, contains_pattern, fetch_page
 from servicekit.timestamps import utcnow
-from users.models import DISPLAY_NAME_MAX, Profile, ProfileRead, ProfileUpdate
+from users.models import DISPLAY_NAME_MAX, Profile, ProfileRead, ProfilesRead, ProfileUpdate
 
 PROFILE_NOT_FOUND = "Profile not found"
 
@@ -97,11 +97,12 @@ _SEARCHED = PageQuery(
 
 async def get_all(
     *, database: Database, q: str | None = None, limit: int, offset: int
-) -> tuple[list[ProfileRead], int]:
+) -> ProfilesRead:
     """One page of profiles, newest first, whose name or email contains `q` (any case)."""
     query, pattern = (_SEARCHED, contains_pattern(q)) if q else (_ALL, None)
-    rows, total = await fetch_page(database, query, limit=limit, offset=offset, pattern=pattern)
-    return [ProfileRead.model_validate(dict(row)) for row in rows], total
+    return await fetch_page(
+        database, query, ProfilesRead, limit=limit, offset=offset, pattern=pattern
+    )
 
 
 async def record_registration(
