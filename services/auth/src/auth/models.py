@@ -1,4 +1,4 @@
-"""Tables and schemas of the auth service."""
+"""Tables, schemas and field types of the auth service."""
 
 import uuid
 from datetime import datetime

@@ -165,7 +165,7 @@ async def ensure_first_admin(*, session: AsyncSession, email: str, password: str
         await session.rollback()
 
 
-_NEWEST_FIRST = (col(Account.created_at).desc(), col(Account.id))
+_NEWEST_FIRST = (col(Account.created_at).desc(), col(Account.id).asc())
 _ALL_ACCOUNTS = PageQuery(Account, order_by=_NEWEST_FIRST)
 _ACCOUNTS_MATCHING = PageQuery(
     Account,

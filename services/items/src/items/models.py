@@ -1,4 +1,5 @@
-"""Tables and schemas of the items service."""
+"""Tables, schemas and field types of the items service, and its ETags (`entity_tag`,
+`version_in_tag`)."""
 
 import uuid
 from datetime import datetime
@@ -22,7 +23,6 @@ __all__ = ["metadata", "OutboxEvent", "ProcessedEvent"]
 
 
 MAX_TAGS = 20
-#: PostgreSQL's OFFSET is a bigint; a larger number is a 422, not a driver error.
 
 # `bounded_text` builds its type at run time; a type checker only needs to know these are strings.
 if TYPE_CHECKING:

@@ -1,4 +1,4 @@
-"""Tables and schemas of the users service."""
+"""Tables, schemas and field types of the users service."""
 
 import uuid
 from datetime import datetime
