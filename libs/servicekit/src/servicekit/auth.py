@@ -1,4 +1,6 @@
-"""Stateless verification of the auth service's tokens, and the dependencies built on it.
+"""Our access and refresh tokens: their claims (`issue_token`, which the auth service mints
+with), their stateless verification (`TokenVerifier`, its key sources), and the dependencies
+built on it (`Caller`, `AdminCaller`).
 
 A resource service never calls the auth service per request: it verifies the
 signature with public keys fetched once from the JWKS endpoint (refreshed, at

@@ -1,4 +1,12 @@
-"""The async engine, the session dependency and the naming convention every schema shares."""
+"""The database every service uses, one way for each kind of access.
+
+- Reads (a single row, a list, a count): `Database.fetch_one` / `fetch_all` with a `ReadQuery`,
+  a Core SELECT written against the models and compiled once, on a small asyncpg pool.
+- Writes: the ORM, through `SessionDep` (a session per request, committed by the service).
+
+Also here: the naming convention every schema shares, and `is_database_unavailable`, which
+tells an outage (503) from a wrong query.
+"""
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Annotated, Any, TypeVar, cast
@@ -78,11 +86,12 @@ async def _keep_session_state(_: asyncpg.Connection) -> None:
 
 
 class Database:
-    """One engine and session factory per process, owned by the app's lifespan.
+    """The engine and session factory for writes, and the read pool; one per process, owned
+    by the app's lifespan.
 
-    Beside the engine, a small asyncpg pool serves the hottest reads (`fetch_one`,
-    `fetch_all`): a single SELECT outside a transaction, at about a third of the CPU
-    that the same SELECT costs through a SQLAlchemy session.
+    Reads skip SQLAlchemy's per-call work and the transaction around them: a single SELECT
+    on asyncpg costs a fraction of the CPU the same SELECT costs through a session
+    (`bench/http_reads.py` measures it).
     """
 
     def __init__(
@@ -109,13 +118,6 @@ class Database:
         self.sessionmaker = async_sessionmaker(
             self.engine, class_=AsyncSession, expire_on_commit=False
         )
-        # For single-statement reads: no BEGIN/ROLLBACK, two round trips fewer per request
-        # (+45% throughput on an authenticated item read). Never for writes.
-        self.read_sessionmaker = async_sessionmaker(
-            self.engine.execution_options(isolation_level="AUTOCOMMIT"),
-            class_=AsyncSession,
-            expire_on_commit=False,
-        )
         self.connect_timeout = connect_timeout
         self._read_pool_dsn = make_url(url).set(drivername="postgresql")
         self._read_pool_size = read_pool_size
@@ -139,10 +141,12 @@ class Database:
         return self._reads
 
     async def fetch_one(self, query: ReadQuery, **params: Any) -> asyncpg.Record | None:
+        """The first row `query` finds, or None."""
         args = query.args(params)
         return await self._read(lambda connection: connection.fetchrow(query.sql, *args))
 
     async def fetch_all(self, query: ReadQuery, **params: Any) -> list[asyncpg.Record]:
+        """Every row `query` finds."""
         args = query.args(params)
         return await self._read(lambda connection: connection.fetch(query.sql, *args))
 
@@ -174,13 +178,6 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     """A session per request; the view commits, anything unfinished is rolled back."""
     database: Database = request.app.state.database
     async with database.sessionmaker() as session:
-        yield session
-
-
-async def get_read_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """A session outside any transaction, for a route that reads with a single statement."""
-    database: Database = request.app.state.database
-    async with database.read_sessionmaker() as session:
         yield session
 
 
@@ -218,5 +215,4 @@ async def get_database(request: Request) -> Database:
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
-ReadSessionDep = Annotated[AsyncSession, Depends(get_read_session)]
 DatabaseDep = Annotated[Database, Depends(get_database)]

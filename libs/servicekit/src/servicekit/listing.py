@@ -1,14 +1,15 @@
-"""What every list route shares: the contract's paging bounds, the page and its total, and a
-literal substring search."""
+"""What every list route shares: the contract's paging bounds, the `Page` shape, one page and
+its total read through the read pool (`PageQuery`), and a literal substring search."""
 
 from typing import Annotated, Any, Generic, TypeVar
 
+import asyncpg
+import sqlalchemy as sa
 from fastapi import Query
 from pydantic import BaseModel
 from sqlalchemy.sql.elements import ColumnElement
-from sqlmodel import func, select
-from sqlmodel.ext.asyncio.session import AsyncSession
-from sqlmodel.sql.expression import SelectOfScalar
+
+from servicekit.db import Database, ReadQuery
 
 #: PostgreSQL's bigint: a larger OFFSET would be a driver error, so it is a 422 instead.
 MAX_OFFSET = 2**63 - 1
@@ -30,18 +31,57 @@ class Page(BaseModel, Generic[T]):
     offset: int
 
 
+class PageQuery:
+    """A list's count and page, compiled once: the rows of `table` matching `where`, in
+    `order_by` order, as whole rows or as `columns` (labelled as the page's items name them).
+
+    Values go in as named parameters (`sa.bindparam("owner_id")`), never into the statement,
+    so one `PageQuery` serves every request of its shape; build one per shape, at import time
+    or under `functools.cache`.
+    """
+
+    def __init__(
+        self,
+        table: Any,
+        *,
+        columns: tuple[Any, ...] = (),
+        where: tuple[ColumnElement[bool], ...] = (),
+        order_by: tuple[ColumnElement[Any], ...],
+    ) -> None:
+        self.count = ReadQuery(sa.select(sa.func.count()).select_from(table).where(*where))
+        self.page = ReadQuery(
+            sa.select(*(columns or (table,)))
+            .where(*where)
+            .order_by(*order_by)
+            .limit(sa.bindparam("limit"))
+            .offset(sa.bindparam("offset"))
+        )
+
+
+async def fetch_rows(
+    database: Database, query: PageQuery, *, limit: int, offset: int, **params: Any
+) -> tuple[list[asyncpg.Record], int]:
+    """One page of `query`'s rows, and how many rows it matches in all."""
+    counted = await database.fetch_one(query.count, **params)
+    rows = await database.fetch_all(query.page, limit=limit, offset=offset, **params)
+    return rows, counted[0] if counted is not None else 0
+
+
+P = TypeVar("P", bound=Page[Any])
+
+
 async def fetch_page(
-    session: AsyncSession,
-    query: SelectOfScalar[T],
+    database: Database,
+    query: PageQuery,
+    page_type: type[P],
     *,
-    order_by: tuple[ColumnElement[Any], ...],
     limit: int,
     offset: int,
-) -> tuple[list[T], int]:
-    """One page of `query` in `order_by` order, and how many rows `query` matches in all."""
-    total = (await session.exec(select(func.count()).select_from(query.subquery()))).one()
-    page = await session.exec(query.order_by(*order_by).limit(limit).offset(offset))
-    return list(page.all()), total
+    **params: Any,
+) -> P:
+    """One page of `query`'s rows as `page_type` (each row validated as its item type)."""
+    rows, total = await fetch_rows(database, query, limit=limit, offset=offset, **params)
+    return page_type(items=[dict(row) for row in rows], total=total, limit=limit, offset=offset)
 
 
 def contains_pattern(text: str) -> str:

@@ -1,4 +1,5 @@
-"""The shared async Redis client and its dependency."""
+"""The async Redis client every service builds (`create_redis`: one retry on a broken
+connection) and its dependency (`RedisDep`)."""
 
 from typing import Annotated
 

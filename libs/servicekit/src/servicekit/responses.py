@@ -1,4 +1,4 @@
-"""Responses for hot routes that already hold a validated model."""
+"""`model_response`: a response for a route that already holds a validated model."""
 
 from collections.abc import Mapping
 

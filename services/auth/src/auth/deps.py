@@ -1,4 +1,5 @@
-"""Dependencies of the auth service's routes."""
+"""Dependencies of the auth service's routes: the keyring, the token verifier, the revocation
+checks, and the client's address."""
 
 from typing import Annotated
 

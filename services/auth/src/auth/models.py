@@ -1,7 +1,7 @@
-"""Tables and schemas of the auth service."""
+"""Tables, schemas and field types of the auth service."""
 
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from typing import Annotated
 
@@ -15,16 +15,9 @@ from servicekit.db import metadata
 from servicekit.events.outbox import OutboxEvent
 from servicekit.fields import Text, bounded_text
 from servicekit.listing import Page
+from servicekit.timestamps import timestamp_field, utcnow
 
 __all__ = ["metadata", "OutboxEvent"]
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-def _timestamp(**kwargs: object) -> object:
-    return Field(sa_type=sa.DateTime(timezone=True), **kwargs)  # type: ignore[call-overload]
 
 
 class Role(StrEnum):
@@ -58,8 +51,8 @@ class Account(SQLModel, table=True):
         default_factory=lambda: [Role.USER.value],
         sa_type=ARRAY(sa.String(20)),  # type: ignore[call-overload]
     )
-    created_at: datetime = _timestamp(default_factory=utcnow)  # type: ignore[assignment]
-    updated_at: datetime = _timestamp(default_factory=utcnow)  # type: ignore[assignment]
+    created_at: datetime = timestamp_field(default_factory=utcnow)
+    updated_at: datetime = timestamp_field(default_factory=utcnow)
 
 
 class LoginSession(SQLModel, table=True):
@@ -73,10 +66,10 @@ class LoginSession(SQLModel, table=True):
     refresh_token_hash: str = Field(max_length=64)
     user_agent: str | None = Field(default=None, max_length=512)
     ip: str | None = Field(default=None, max_length=64)
-    created_at: datetime = _timestamp(default_factory=utcnow)  # type: ignore[assignment]
-    last_used_at: datetime = _timestamp(default_factory=utcnow)  # type: ignore[assignment]
-    expires_at: datetime = _timestamp()  # type: ignore[assignment]
-    revoked_at: datetime | None = _timestamp(default=None)  # type: ignore[assignment]
+    created_at: datetime = timestamp_field(default_factory=utcnow)
+    last_used_at: datetime = timestamp_field(default_factory=utcnow)
+    expires_at: datetime = timestamp_field()
+    revoked_at: datetime | None = timestamp_field(default=None)
 
 
 class TokenPurpose(StrEnum):
@@ -93,9 +86,9 @@ class OneTimeToken(SQLModel, table=True):
     user_id: uuid.UUID = Field(foreign_key="account.id", ondelete="CASCADE", index=True)
     purpose: str = Field(max_length=20)
     token_hash: str = Field(max_length=64, unique=True)
-    created_at: datetime = _timestamp(default_factory=utcnow)  # type: ignore[assignment]
-    expires_at: datetime = _timestamp()  # type: ignore[assignment]
-    used_at: datetime | None = _timestamp(default=None)  # type: ignore[assignment]
+    created_at: datetime = timestamp_field(default_factory=utcnow)
+    expires_at: datetime = timestamp_field()
+    used_at: datetime | None = timestamp_field(default=None)
 
 
 class RevocationKind(StrEnum):
@@ -116,7 +109,7 @@ class Revocation(SQLModel, table=True):
     subject: uuid.UUID
     #: For a user: tokens issued at or before this Unix time are revoked.
     not_before: float | None = Field(default=None, sa_type=sa.Double)  # type: ignore[call-overload]
-    expires_at: datetime = _timestamp(index=True)  # type: ignore[assignment]
+    expires_at: datetime = timestamp_field(index=True)
 
 
 # ---- schemas ------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ import logging
 import math
 import time
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from redis.asyncio import Redis
@@ -23,13 +23,14 @@ from auth.models import Revocation, RevocationKind
 from auth.settings import settings
 from servicekit import revocation
 from servicekit.events.workers import sleep_unless_stopped
+from servicekit.timestamps import utcnow
 
 logger = logging.getLogger(__name__)
 
 
 def _expiry() -> datetime:
     """A revocation matters until the longest token it covers would have expired."""
-    return datetime.now(UTC) + timedelta(seconds=settings.REFRESH_TOKEN_TTL)
+    return utcnow() + timedelta(seconds=settings.REFRESH_TOKEN_TTL)
 
 
 async def revoke_sessions(
@@ -57,7 +58,7 @@ async def revoke_user_tokens(*, session: AsyncSession, redis: Redis, user_id: uu
 
 async def restore(*, session: AsyncSession, redis: Redis) -> int:
     """Write every revocation still in force back to Redis, then mark Redis complete."""
-    now = datetime.now(UTC)
+    now = utcnow()
     await session.exec(sa.delete(Revocation).where(col(Revocation.expires_at) <= now))
     await session.commit()
     rows = (await session.exec(select(Revocation))).all()

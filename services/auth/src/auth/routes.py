@@ -9,7 +9,6 @@ from fastapi.responses import HTMLResponse
 from auth import service
 from auth.deps import ClientAddress, KeyringDep, RevocationsDep, VerifierDep
 from auth.models import (
-    Account,
     AccountAdminUpdate,
     AccountCreate,
     AccountDelete,
@@ -23,12 +22,11 @@ from auth.models import (
     PasswordReset,
     RefreshRequest,
     SessionList,
-    SessionPublic,
     TokenPair,
 )
 from auth.pages import verification_page
 from servicekit.auth import AdminCaller, Caller
-from servicekit.db import SessionDep
+from servicekit.db import DatabaseDep, SessionDep
 from servicekit.errors import BadRequest
 from servicekit.fields import Text
 from servicekit.listing import Limit, Offset
@@ -39,14 +37,10 @@ router = APIRouter(tags=["auth"])
 UNAUTHORIZED: dict[int | str, dict[str, Any]] = {401: {"description": "Missing or invalid token"}}
 
 
-def _public(account: Account) -> AccountPublic:
-    return AccountPublic.model_validate(account, from_attributes=True)
-
-
 @router.post("/register", status_code=status.HTTP_201_CREATED, responses={409: {}})
 async def register(session: SessionDep, account_in: AccountCreate) -> AccountPublic:
     """Create an account; a verification mail follows."""
-    return _public(await service.register(session=session, account_in=account_in))
+    return await service.register(session=session, account_in=account_in)
 
 
 @router.post("/token", responses={401: {}, 429: {}})
@@ -116,9 +110,9 @@ async def logout_all(caller: Caller, session: SessionDep, redis: RedisDep) -> No
 
 
 @router.get("/me", responses=UNAUTHORIZED)
-async def read_me(caller: Caller, session: SessionDep) -> AccountPublic:
+async def read_me(caller: Caller, database: DatabaseDep) -> AccountPublic:
     """The caller's account."""
-    return _public(await service.current_account(session=session, caller=caller))
+    return await service.current_account(database=database, caller=caller)
 
 
 @router.delete("/me", status_code=status.HTTP_204_NO_CONTENT, responses={400: {}, 401: {}})
@@ -133,24 +127,10 @@ async def delete_me(
 
 @router.get("/sessions", responses=UNAUTHORIZED)
 async def list_sessions(
-    caller: Caller, session: SessionDep, limit: Limit = 20, offset: Offset = 0
+    caller: Caller, database: DatabaseDep, limit: Limit = 20, offset: Offset = 0
 ) -> SessionList:
     """The caller's live login sessions, most recently used first."""
-    sessions, total = await service.list_sessions(
-        session=session, caller=caller, limit=limit, offset=offset
-    )
-    items = [
-        SessionPublic(
-            sid=login.id,
-            created_at=login.created_at,
-            last_used_at=login.last_used_at,
-            user_agent=login.user_agent,
-            ip=login.ip,
-            current=login.id == caller.session_id,
-        )
-        for login in sessions
-    ]
-    return SessionList(items=items, total=total, limit=limit, offset=offset)
+    return await service.list_sessions(database=database, caller=caller, limit=limit, offset=offset)
 
 
 @router.delete(
@@ -164,7 +144,7 @@ async def end_session(caller: Caller, session: SessionDep, redis: RedisDep, sid:
 @router.post("/verify-email", responses={400: {}})
 async def verify_email(session: SessionDep, body: OneTimeTokenRequest) -> AccountPublic:
     """Confirm the email address with the token from the verification mail."""
-    return _public(await service.verify_email(session=session, token=body.token))
+    return await service.verify_email(session=session, token=body.token)
 
 
 @router.get("/verify-email", response_class=HTMLResponse, responses={400: {}})
@@ -226,16 +206,13 @@ async def change_password(
 @router.get("/accounts", responses={401: {}, 403: {}})
 async def list_accounts(
     _: AdminCaller,
-    session: SessionDep,
+    database: DatabaseDep,
     q: Annotated[Text | None, Query(max_length=320)] = None,
     limit: Limit = 20,
     offset: Offset = 0,
 ) -> AccountList:
     """Every account, newest first; `q` filters by email (admin only)."""
-    accounts, total = await service.list_accounts(session=session, q=q, limit=limit, offset=offset)
-    return AccountList(
-        items=[_public(account) for account in accounts], total=total, limit=limit, offset=offset
-    )
+    return await service.list_accounts(database=database, q=q, limit=limit, offset=offset)
 
 
 @router.patch("/accounts/{account_id}", responses={401: {}, 403: {}, 404: {}})
@@ -247,10 +224,9 @@ async def update_account(
     changes: AccountAdminUpdate,
 ) -> AccountPublic:
     """Change roles or activation; the account's current tokens are revoked (admin only)."""
-    account = await service.update_account(
+    return await service.update_account(
         session=session, redis=redis, admin=admin, account_id=account_id, changes=changes
     )
-    return _public(account)
 
 
 @router.get("/.well-known/jwks.json")

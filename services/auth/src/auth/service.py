@@ -1,4 +1,7 @@
-"""Business rules of the auth service: small async functions the routes call.
+"""Business rules of the auth service: one function per operation, the routes' and start-up's.
+
+Reads that only answer (`current_account`, the lists) go through the read pool and return
+the API schemas; everything that changes an account or a session goes through the session.
 
 Revocation is written to Redis *before* the database commits: if Redis is down the
 request fails with 503 and changes nothing; if the commit fails afterwards, the
@@ -6,7 +9,9 @@ tokens are merely revoked early, which is the safe side.
 """
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TypeVar
 
 import sqlalchemy as sa
 from redis.asyncio import Redis
@@ -20,29 +25,42 @@ from auth.models import (
     Account,
     AccountAdminUpdate,
     AccountCreate,
+    AccountList,
+    AccountPublic,
     LoginSession,
     OneTimeToken,
     Role,
+    SessionList,
     TokenPair,
     TokenPurpose,
 )
 from auth.settings import settings
 from auth.tokens import mint_pair, new_one_time_token, sha256
 from servicekit.auth import InvalidToken, Principal, TokenVerifier, principal_from_claims
+from servicekit.db import Database, ReadQuery
 from servicekit.errors import BadRequest, Conflict, NotFound, TooManyRequests, Unauthorized
 from servicekit.events.outbox import add_event
-from servicekit.listing import contains_pattern, fetch_page
+from servicekit.listing import PageQuery, contains_pattern, fetch_page
 from servicekit.revocation import RevocationChecks
+from servicekit.timestamps import utcnow
 
 PRODUCER = "auth"
 INVALID_CREDENTIALS = "Incorrect email or password"
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
 # ---- accounts -----------------------------------------------------------------------------
+
+
+def _public(account: Account) -> AccountPublic:
+    return AccountPublic.model_validate(account, from_attributes=True)
+
+
+async def _save(session: AsyncSession, account: Account) -> AccountPublic:
+    """Commit the changes made to `account`, stamped with the time they were made."""
+    account.updated_at = utcnow()
+    session.add(account)
+    await session.commit()
+    return _public(account)
 
 
 async def get_account(*, session: AsyncSession, account_id: uuid.UUID) -> Account | None:
@@ -63,7 +81,7 @@ async def _issue_one_time_token(
             user_id=user_id,
             purpose=purpose.value,
             token_hash=sha256(token),
-            expires_at=_now() + timedelta(seconds=ttl),
+            expires_at=utcnow() + timedelta(seconds=ttl),
         )
     )
     return token
@@ -109,7 +127,7 @@ async def _add_account(
     return account
 
 
-async def register(*, session: AsyncSession, account_in: AccountCreate) -> Account:
+async def register(*, session: AsyncSession, account_in: AccountCreate) -> AccountPublic:
     """Create an account and announce it with its verification token, in one transaction."""
     if await get_account_by_email(session=session, email=account_in.email):
         raise Conflict("An account with this email already exists")
@@ -125,7 +143,7 @@ async def register(*, session: AsyncSession, account_in: AccountCreate) -> Accou
         # Two registrations raced; the unique index let exactly one through.
         await session.rollback()
         raise Conflict("An account with this email already exists") from None
-    return account
+    return _public(account)
 
 
 async def ensure_first_admin(*, session: AsyncSession, email: str, password: str) -> None:
@@ -147,14 +165,24 @@ async def ensure_first_admin(*, session: AsyncSession, email: str, password: str
         await session.rollback()
 
 
+_NEWEST_FIRST = (col(Account.created_at).desc(), col(Account.id).asc())
+_ALL_ACCOUNTS = PageQuery(Account, order_by=_NEWEST_FIRST)
+_ACCOUNTS_MATCHING = PageQuery(
+    Account,
+    where=(col(Account.email).like(sa.bindparam("pattern"), escape="\\"),),
+    order_by=_NEWEST_FIRST,
+)
+
+
 async def list_accounts(
-    *, session: AsyncSession, q: str | None, limit: int, offset: int
-) -> tuple[list[Account], int]:
-    query = select(Account)
-    if q:
-        query = query.where(col(Account.email).like(contains_pattern(q.lower()), escape="\\"))
-    order = (col(Account.created_at).desc(), col(Account.id))
-    return await fetch_page(session, query, order_by=order, limit=limit, offset=offset)
+    *, database: Database, q: str | None, limit: int, offset: int
+) -> AccountList:
+    """A page of every account, newest first; `q`: those whose email contains it."""
+    query = _ACCOUNTS_MATCHING if q else _ALL_ACCOUNTS
+    pattern = contains_pattern(q.lower()) if q else None
+    return await fetch_page(
+        database, query, AccountList, limit=limit, offset=offset, pattern=pattern
+    )
 
 
 async def update_account(
@@ -164,7 +192,7 @@ async def update_account(
     admin: Principal,
     account_id: uuid.UUID,
     changes: AccountAdminUpdate,
-) -> Account:
+) -> AccountPublic:
     """Roles and activation; both end the account's current tokens (roles live in tokens)."""
     account = await get_account(session=session, account_id=account_id)
     if account is None:
@@ -180,10 +208,8 @@ async def update_account(
         await _revoke_all_tokens(session=session, redis=redis, user_id=account.id)
         account.roles = new_roles
         account.is_active = new_active
-        account.updated_at = _now()
-        session.add(account)
-        await session.commit()
-    return account
+        return await _save(session, account)
+    return _public(account)
 
 
 async def delete_account(
@@ -206,16 +232,28 @@ async def _account_with_password(
     return account
 
 
-async def _live_account(*, session: AsyncSession, user_id: uuid.UUID) -> Account:
+_AccountT = TypeVar("_AccountT", Account, AccountPublic)
+
+
+def _live(account: _AccountT | None) -> _AccountT:
     """The token was valid, but the account may have gone since: treat it as signed out."""
-    account = await get_account(session=session, account_id=user_id)
     if account is None or not account.is_active:
         raise Unauthorized("Account no longer available")
     return account
 
 
-async def current_account(*, session: AsyncSession, caller: Principal) -> Account:
-    return await _live_account(session=session, user_id=caller.user_id)
+async def _live_account(*, session: AsyncSession, user_id: uuid.UUID) -> Account:
+    """The caller's account, to change it in this session."""
+    return _live(await get_account(session=session, account_id=user_id))
+
+
+_ONE_ACCOUNT = ReadQuery(sa.select(Account).where(col(Account.id) == sa.bindparam("user_id")))
+
+
+async def current_account(*, database: Database, caller: Principal) -> AccountPublic:
+    """The caller's account, as long as it is still there and active."""
+    row = await database.fetch_one(_ONE_ACCOUNT, user_id=caller.user_id)
+    return _live(None if row is None else AccountPublic.model_validate(dict(row)))
 
 
 # ---- login and sessions -------------------------------------------------------------------
@@ -254,7 +292,7 @@ async def start_session(
         refresh_token_hash="",
         user_agent=(user_agent or None) and user_agent[:512],
         ip=ip,
-        expires_at=_now() + timedelta(seconds=settings.REFRESH_TOKEN_TTL),
+        expires_at=utcnow() + timedelta(seconds=settings.REFRESH_TOKEN_TTL),
     )
     pair = mint_pair(keyring, account, login.id)
     login.refresh_token_hash = sha256(pair.refresh_token)
@@ -283,7 +321,7 @@ async def refresh(
         raise Unauthorized(str(exc)) from exc
     account = await _live_account(session=session, user_id=principal.user_id)
     pair = mint_pair(keyring, account, principal.session_id)
-    now = _now()
+    now = utcnow()
     swapped = await session.exec(
         sa.update(LoginSession)
         .where(
@@ -316,7 +354,7 @@ async def _end_sessions(
     await session.exec(
         sa.update(LoginSession)
         .where(col(LoginSession.id).in_(session_ids), col(LoginSession.revoked_at).is_(None))
-        .values(revoked_at=_now())
+        .values(revoked_at=utcnow())
     )
 
 
@@ -326,7 +364,7 @@ async def _revoke_all_tokens(*, session: AsyncSession, redis: Redis, user_id: uu
     await session.exec(
         sa.update(LoginSession)
         .where(col(LoginSession.user_id) == user_id, col(LoginSession.revoked_at).is_(None))
-        .values(revoked_at=_now())
+        .values(revoked_at=utcnow())
     )
 
 
@@ -357,23 +395,38 @@ async def logout_all(*, session: AsyncSession, redis: Redis, caller: Principal) 
     await session.commit()
 
 
-def _live_sessions_of(user_id: uuid.UUID):  # type: ignore[no-untyped-def]
-    return select(LoginSession).where(
-        col(LoginSession.user_id) == user_id,
+_LIVE_SESSIONS = PageQuery(
+    LoginSession,
+    columns=(
+        col(LoginSession.id).label("sid"),
+        col(LoginSession.created_at),
+        col(LoginSession.last_used_at),
+        col(LoginSession.user_agent),
+        col(LoginSession.ip),
+        (col(LoginSession.id) == sa.bindparam("current_sid")).label("current"),
+    ),
+    where=(
+        col(LoginSession.user_id) == sa.bindparam("user_id"),
         col(LoginSession.revoked_at).is_(None),
-        col(LoginSession.expires_at) > _now(),
-    )
+        col(LoginSession.expires_at) > sa.bindparam("now"),
+    ),
+    order_by=(col(LoginSession.last_used_at).desc(),),
+)
 
 
 async def list_sessions(
-    *, session: AsyncSession, caller: Principal, limit: int, offset: int
-) -> tuple[list[LoginSession], int]:
+    *, database: Database, caller: Principal, limit: int, offset: int
+) -> SessionList:
+    """A page of the caller's live sessions, most recently used first."""
     return await fetch_page(
-        session,
-        _live_sessions_of(caller.user_id),
-        order_by=(col(LoginSession.last_used_at).desc(),),
+        database,
+        _LIVE_SESSIONS,
+        SessionList,
         limit=limit,
         offset=offset,
+        user_id=caller.user_id,
+        now=utcnow(),
+        current_sid=caller.session_id,
     )
 
 
@@ -381,7 +434,12 @@ async def end_session(
     *, session: AsyncSession, redis: Redis, caller: Principal, session_id: uuid.UUID
 ) -> None:
     """Another user's session, or one already over, is simply not found."""
-    query = _live_sessions_of(caller.user_id).where(col(LoginSession.id) == session_id)
+    query = select(col(LoginSession.id)).where(
+        col(LoginSession.id) == session_id,
+        col(LoginSession.user_id) == caller.user_id,
+        col(LoginSession.revoked_at).is_(None),
+        col(LoginSession.expires_at) > utcnow(),
+    )
     if (await session.exec(query)).first() is None:
         raise NotFound("Session not found")
     await _end_sessions(session=session, redis=redis, session_ids=[session_id])
@@ -401,9 +459,9 @@ async def _spend_one_time_token(
             col(OneTimeToken.token_hash) == sha256(token),
             col(OneTimeToken.purpose) == purpose.value,
             col(OneTimeToken.used_at).is_(None),
-            col(OneTimeToken.expires_at) > _now(),
+            col(OneTimeToken.expires_at) > utcnow(),
         )
-        .values(used_at=_now())
+        .values(used_at=utcnow())
         .returning(col(OneTimeToken.user_id))
     )
     user_id = spent.scalar_one_or_none()
@@ -412,7 +470,7 @@ async def _spend_one_time_token(
     return user_id
 
 
-async def verify_email(*, session: AsyncSession, token: str) -> Account:
+async def verify_email(*, session: AsyncSession, token: str) -> AccountPublic:
     user_id = await _spend_one_time_token(
         session=session, token=token, purpose=TokenPurpose.VERIFY_EMAIL
     )
@@ -420,79 +478,83 @@ async def verify_email(*, session: AsyncSession, token: str) -> Account:
     if account is None:
         raise BadRequest("Invalid, expired or already used token")
     account.is_verified = True
-    account.updated_at = _now()
-    session.add(account)
-    await session.commit()
-    return account
+    return await _save(session, account)
+
+
+@dataclass(frozen=True)
+class _MailedToken:
+    """A one-time token the user asks to be mailed, and the event that carries it."""
+
+    purpose: TokenPurpose
+    event_type: str
+    token_field: str
+
+
+_VERIFICATION = _MailedToken(
+    TokenPurpose.VERIFY_EMAIL, "auth.verification_requested", "verification_token"
+)
+_RESET = _MailedToken(TokenPurpose.RESET_PASSWORD, "auth.password_reset_requested", "reset_token")
+_TTL = {
+    TokenPurpose.VERIFY_EMAIL: settings.VERIFICATION_TOKEN_TTL,
+    TokenPurpose.RESET_PASSWORD: settings.RESET_TOKEN_TTL,
+}
 
 
 async def _mail_one_time_token(
-    *,
-    session: AsyncSession,
-    account: Account,
-    purpose: TokenPurpose,
-    ttl: int,
-    event_type: str,
-    token_field: str,
-) -> None:
-    """Issue a one-time token and hand it to the notifications service in an event."""
+    *, session: AsyncSession, redis: Redis, account: Account, mailed: _MailedToken
+) -> bool:
+    """Issue a one-time token and hand it to the notifications service in an event; False,
+    doing nothing, if one was mailed to this account too recently."""
+    purpose = mailed.purpose.value
+    if not await throttle.claim_mail_slot(redis, purpose=purpose, user_id=str(account.id)):
+        return False
     token = await _issue_one_time_token(
-        session=session, user_id=account.id, purpose=purpose, ttl=ttl
+        session=session, user_id=account.id, purpose=mailed.purpose, ttl=_TTL[mailed.purpose]
     )
     add_event(
         session,
-        type=event_type,
+        type=mailed.event_type,
         producer=PRODUCER,
-        data={"user_id": str(account.id), "email": account.email, token_field: token},
+        data={"user_id": str(account.id), "email": account.email, mailed.token_field: token},
     )
     await session.commit()
+    return True
 
 
 async def resend_verification(*, session: AsyncSession, redis: Redis, caller: Principal) -> None:
     account = await _live_account(session=session, user_id=caller.user_id)
     if account.is_verified:
         raise Conflict("Email is already verified")
-    purpose = TokenPurpose.VERIFY_EMAIL.value
-    if not await throttle.claim_mail_slot(redis, purpose=purpose, user_id=str(account.id)):
+    if not await _mail_one_time_token(
+        session=session, redis=redis, account=account, mailed=_VERIFICATION
+    ):
         retry_after = await throttle.mail_slot_retry_after(
-            redis, purpose=purpose, user_id=str(account.id)
+            redis, purpose=_VERIFICATION.purpose.value, user_id=str(account.id)
         )
         raise TooManyRequests(retry_after, "A verification mail was sent recently")
-    await _mail_one_time_token(
-        session=session,
-        account=account,
-        purpose=TokenPurpose.VERIFY_EMAIL,
-        ttl=settings.VERIFICATION_TOKEN_TTL,
-        event_type="auth.verification_requested",
-        token_field="verification_token",
-    )
 
 
 async def forgot_password(*, session: AsyncSession, redis: Redis, email: str) -> None:
     """Silent for unknown emails and for repeated requests: the answer never differs."""
     account = await get_account_by_email(session=session, email=email)
-    if account is None or not account.is_active:
-        return
-    purpose = TokenPurpose.RESET_PASSWORD.value
-    if not await throttle.claim_mail_slot(redis, purpose=purpose, user_id=str(account.id)):
-        return
-    await _mail_one_time_token(
-        session=session,
-        account=account,
-        purpose=TokenPurpose.RESET_PASSWORD,
-        ttl=settings.RESET_TOKEN_TTL,
-        event_type="auth.password_reset_requested",
-        token_field="reset_token",
-    )
+    if account is not None and account.is_active:
+        await _mail_one_time_token(session=session, redis=redis, account=account, mailed=_RESET)
 
 
 async def _set_password(
     *, session: AsyncSession, redis: Redis, account: Account, new_password: str
 ) -> None:
+    """A new password ends every token of the account and is announced; the caller commits."""
     await _revoke_all_tokens(session=session, redis=redis, user_id=account.id)
     account.password_hash = await passwords.hash_password(new_password)
-    account.updated_at = _now()
+    account.updated_at = utcnow()
     session.add(account)
+    add_event(
+        session,
+        type="auth.password_changed",
+        producer=PRODUCER,
+        data={"user_id": str(account.id), "email": account.email},
+    )
 
 
 async def reset_password(
@@ -513,13 +575,7 @@ async def reset_password(
             col(OneTimeToken.purpose) == TokenPurpose.RESET_PASSWORD.value,
             col(OneTimeToken.used_at).is_(None),
         )
-        .values(used_at=_now())
-    )
-    add_event(
-        session,
-        type="auth.password_changed",
-        producer=PRODUCER,
-        data={"user_id": str(account.id), "email": account.email},
+        .values(used_at=utcnow())
     )
     await session.commit()
 
@@ -536,10 +592,4 @@ async def change_password(
         session=session, caller=caller, password=current_password
     )
     await _set_password(session=session, redis=redis, account=account, new_password=new_password)
-    add_event(
-        session,
-        type="auth.password_changed",
-        producer=PRODUCER,
-        data={"user_id": str(account.id), "email": account.email},
-    )
     await session.commit()

@@ -1,16 +1,19 @@
-"""Dependencies of the items routes: who may see what, and the `If-Match` precondition."""
+"""Dependencies of the items routes: who may see what, the `If-Match` precondition, and what
+a change (PUT, PATCH, DELETE) names."""
 
 import re
 import uuid
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Header, Query
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from items import service
 from items.models import ItemPublic
 from servicekit.auth import Caller, Principal
-from servicekit.db import DatabaseDep
-from servicekit.errors import Forbidden, NotFound
+from servicekit.db import Database, DatabaseDep, SessionDep
+from servicekit.errors import Forbidden
 
 _STRONG_TAG = re.compile(r'(W/)?("[^"]*")')
 
@@ -22,10 +25,7 @@ def owner_scope(caller: Principal) -> uuid.UUID | None:
 
 async def valid_owned_item(item_id: uuid.UUID, database: DatabaseDep, caller: Caller) -> ItemPublic:
     """The item named in the path, as long as the caller may see it (else 404, never 403)."""
-    item = await service.read(database=database, item_id=item_id, owner_id=owner_scope(caller))
-    if item is None:
-        raise NotFound(service.ITEM_NOT_FOUND)
-    return item
+    return await service.get(database=database, item_id=item_id, owner_id=owner_scope(caller))
 
 
 async def list_scope(
@@ -58,6 +58,30 @@ async def if_match(
     return frozenset(tag for weak, tag in _STRONG_TAG.findall(if_match) if not weak)
 
 
+IfMatch = Annotated[frozenset[str] | None, Depends(if_match)]
+
+
+@dataclass(frozen=True, slots=True)
+class ItemChange:
+    """What PUT, PATCH and DELETE need besides a body: the item they name, as the caller may
+    change it, and the session and read pool to change it with."""
+
+    target: service.ItemTarget
+    session: AsyncSession
+    database: Database
+
+
+async def item_change(
+    item_id: uuid.UUID,
+    caller: Caller,
+    precondition: IfMatch,
+    session: SessionDep,
+    database: DatabaseDep,
+) -> ItemChange:
+    target = service.ItemTarget(item_id, owner_scope(caller), precondition)
+    return ItemChange(target=target, session=session, database=database)
+
+
 OwnedItem = Annotated[ItemPublic, Depends(valid_owned_item)]
 ListScope = Annotated[uuid.UUID | None, Depends(list_scope)]
-IfMatch = Annotated[frozenset[str] | None, Depends(if_match)]
+ChangedItem = Annotated[ItemChange, Depends(item_change)]

@@ -1,7 +1,8 @@
-"""Tables and schemas of the items service."""
+"""Tables, schemas and field types of the items service, and its ETags (`entity_tag`,
+`version_in_tag`)."""
 
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated
@@ -16,16 +17,12 @@ from servicekit.events.outbox import OutboxEvent
 from servicekit.events.processed import ProcessedEvent
 from servicekit.fields import bounded_text
 from servicekit.listing import Page
+from servicekit.timestamps import timestamp_field, utcnow
 
 __all__ = ["metadata", "OutboxEvent", "ProcessedEvent"]
 
 
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
 MAX_TAGS = 20
-#: PostgreSQL's OFFSET is a bigint; a larger number is a 422, not a driver error.
 
 # `bounded_text` builds its type at run time; a type checker only needs to know these are strings.
 if TYPE_CHECKING:
@@ -108,14 +105,10 @@ class Item(ItemBase, table=True):
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
     owner_id: uuid.UUID
-    created_at: datetime = Field(default_factory=utcnow, sa_type=sa.DateTime(timezone=True))
-    updated_at: datetime = Field(default_factory=utcnow, sa_type=sa.DateTime(timezone=True))
+    created_at: datetime = timestamp_field(default_factory=utcnow)
+    updated_at: datetime = timestamp_field(default_factory=utcnow)
     #: Bumped by every change; the ETag is derived from it and `If-Match` compares it.
     version: int = 1
-
-    @property
-    def etag(self) -> str:
-        return entity_tag(self.id, self.version)
 
 
 def entity_tag(item_id: uuid.UUID, version: int) -> str:

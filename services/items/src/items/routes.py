@@ -1,14 +1,12 @@
 """HTTP routes of the items service, all under `/api/v1/items`."""
 
-import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response, status
 
 from items import service
-from items.deps import IfMatch, ListScope, OwnedItem, owner_scope
+from items.deps import ChangedItem, ItemChange, ListScope, OwnedItem
 from items.models import (
-    Item,
     ItemCreate,
     ItemPublic,
     ItemSort,
@@ -28,25 +26,32 @@ router = APIRouter(tags=["items"])
 # Documented answers besides the success and 422 (every route also answers 401 without a token).
 _NOT_FOUND: dict[int | str, dict[str, str]] = {404: {"description": "No such item, or not yours"}}
 _STALE: dict[int | str, dict[str, str]] = {412: {"description": "`If-Match` names an old version"}}
+_NOT_FOUND_OR_STALE = _NOT_FOUND | _STALE
 _NOT_ADMIN: dict[int | str, dict[str, str]] = {403: {"description": "`owner_id` needs an admin"}}
 
 
-def _with_etag(response: Response, item: Item) -> ItemPublic:
-    response.headers["ETag"] = item.etag
-    return ItemPublic.model_validate(item)
+def _item_response(item: ItemPublic, *, status_code: int = 200, **headers: str) -> Response:
+    """`item` with its `ETag`, the one place an item's ETag is made."""
+    headers["ETag"] = entity_tag(item.id, item.version)
+    return model_response(item, status_code=status_code, headers=headers)
 
 
 # Each collection route also answers without the trailing slash: a redirect would drop the
 # body of a POST for many clients, and would point past the gateway.
-@router.post("/", status_code=status.HTTP_201_CREATED, summary="Create an item")
+@router.post(
+    "/",
+    status_code=status.HTTP_201_CREATED,
+    summary="Create an item",
+    response_model=ItemPublic,
+)
 @router.post("", status_code=status.HTTP_201_CREATED, include_in_schema=False)
 async def create_item(
-    item_in: ItemCreate, session: SessionDep, caller: Caller, request: Request, response: Response
-) -> ItemPublic:
+    item_in: ItemCreate, session: SessionDep, caller: Caller, request: Request
+) -> Response:
     """Create an item owned by the caller; `Location` and `ETag` name the new item."""
     item = await service.create(session=session, owner_id=caller.user_id, item_in=item_in)
-    response.headers["Location"] = request.app.url_path_for("read_item", item_id=str(item.id))
-    return _with_etag(response, item)
+    location = request.app.url_path_for("read_item", item_id=str(item.id))
+    return _item_response(item, status_code=status.HTTP_201_CREATED, Location=location)
 
 
 @router.get("/", summary="List items", response_model=ItemsPublic, responses=_NOT_ADMIN)
@@ -63,7 +68,7 @@ async def list_items(
     offset: Offset = 0,
 ) -> Response:
     """The caller's items (an administrator's: everyone's, or `owner_id`'s), newest first."""
-    items, total = await service.get_all(
+    page = await service.get_all(
         database=database,
         owner_id=owner_id,
         q=q,
@@ -72,66 +77,46 @@ async def list_items(
         limit=limit,
         offset=offset,
     )
-    return model_response(ItemsPublic(items=items, total=total, limit=limit, offset=offset))
+    return model_response(page)
 
 
 @router.get("/{item_id}", summary="Read an item", response_model=ItemPublic, responses=_NOT_FOUND)
 async def read_item(item: OwnedItem) -> Response:
     """One item with its `ETag`; another user's item is 404."""
-    return model_response(item, headers={"ETag": entity_tag(item.id, item.version)})
+    return _item_response(item)
 
 
-@router.put("/{item_id}", summary="Replace an item", responses=_NOT_FOUND | _STALE)
-async def replace_item(
-    item_id: uuid.UUID,
-    item_in: ItemCreate,
-    session: SessionDep,
-    caller: Caller,
-    precondition: IfMatch,
-    response: Response,
-) -> ItemPublic:
+async def _update(item_in: ItemCreate | ItemUpdate, change: ItemChange) -> Response:
+    """What PUT and PATCH share; only their bodies differ."""
+    item = await service.update(
+        session=change.session, database=change.database, target=change.target, item_in=item_in
+    )
+    return _item_response(item)
+
+
+#: What PUT and PATCH declare alike: the item they answer with, and how they fail.
+_CHANGE_ROUTE: dict[str, Any] = {"response_model": ItemPublic, "responses": _NOT_FOUND_OR_STALE}
+
+
+@router.put("/{item_id}", summary="Replace an item", **_CHANGE_ROUTE)
+async def replace_item(item_in: ItemCreate, change: ChangedItem) -> Response:
     """Replace every field (those left out are reset); a stale `If-Match` is 412."""
-    item = await service.update(
-        session=session,
-        item_id=item_id,
-        owner_id=owner_scope(caller),
-        item_in=item_in,
-        if_match=precondition,
-    )
-    return _with_etag(response, item)
+    return await _update(item_in, change)
 
 
-@router.patch("/{item_id}", summary="Update some fields of an item", responses=_NOT_FOUND | _STALE)
-async def update_item(
-    item_id: uuid.UUID,
-    item_in: ItemUpdate,
-    session: SessionDep,
-    caller: Caller,
-    precondition: IfMatch,
-    response: Response,
-) -> ItemPublic:
+@router.patch("/{item_id}", summary="Update some fields of an item", **_CHANGE_ROUTE)
+async def update_item(item_in: ItemUpdate, change: ChangedItem) -> Response:
     """Change only the fields sent; a stale `If-Match` is 412."""
-    item = await service.update(
-        session=session,
-        item_id=item_id,
-        owner_id=owner_scope(caller),
-        item_in=item_in,
-        if_match=precondition,
-    )
-    return _with_etag(response, item)
+    return await _update(item_in, change)
 
 
 @router.delete(
     "/{item_id}",
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Delete an item",
-    responses=_NOT_FOUND | _STALE,
+    responses=_NOT_FOUND_OR_STALE,
 )
-async def delete_item(
-    item_id: uuid.UUID, session: SessionDep, caller: Caller, precondition: IfMatch
-) -> Response:
+async def delete_item(change: ChangedItem) -> Response:
     """Delete an item; a second DELETE is 404, a stale `If-Match` 412."""
-    await service.delete(
-        session=session, item_id=item_id, owner_id=owner_scope(caller), if_match=precondition
-    )
+    await service.delete(session=change.session, database=change.database, target=change.target)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -1,19 +1,23 @@
-"""Business rules of the items service: small functions, one transaction each.
+"""Business rules of the items service: one function per operation, each returning `ItemPublic`.
 
-`owner_id=None` means "any owner" (an administrator); otherwise every query is scoped to
-that owner in SQL, so another user's item is simply not found. Each change stages its
-event in the outbox within the change's own transaction.
+Reads go through the read pool (`Database.fetch_one`, `fetch_page`), changes through the
+session, one transaction each, with the change's event staged in the outbox in the same
+transaction. `owner_id=None` means "any owner" (an administrator); otherwise every query is
+scoped to that owner in SQL, so another user's item is simply not found: `get` is where a
+missing item becomes a 404.
 """
 
 import functools
 import uuid
 from collections.abc import Sequence
-from typing import Any, NoReturn
+from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.sql.dml import UpdateBase
 from sqlalchemy.sql.elements import ColumnElement
-from sqlmodel import col, select
+from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from items.models import (
@@ -21,15 +25,16 @@ from items.models import (
     ItemCreate,
     ItemPublic,
     ItemSort,
+    ItemsPublic,
     ItemUpdate,
-    utcnow,
     version_in_tag,
 )
 from items.settings import settings
 from servicekit.db import Database, ReadQuery
 from servicekit.errors import NotFound, PreconditionFailed
 from servicekit.events.outbox import add_event
-from servicekit.listing import contains_pattern
+from servicekit.listing import PageQuery, contains_pattern, fetch_page
+from servicekit.timestamps import utcnow
 
 ITEM_NOT_FOUND = "Item not found"
 
@@ -46,20 +51,31 @@ _ORDER: dict[ItemSort, tuple[Any, ...]] = {
 }
 
 
+@dataclass(frozen=True, slots=True)
+class ItemTarget:
+    """The item a change names: its id, whose it must be (None: anyone's, for an admin), and
+    the strong entity tags of `If-Match` (None: no condition)."""
+
+    item_id: uuid.UUID
+    owner_id: uuid.UUID | None
+    if_match: frozenset[str] | None = None
+
+
 def _scope(owner_id: uuid.UUID | None) -> ColumnElement[bool]:
     return sa.true() if owner_id is None else col(Item.owner_id) == owner_id
 
 
-def _if_match(item_id: uuid.UUID, if_match: frozenset[str] | None) -> ColumnElement[bool]:
-    """The `If-Match` condition as SQL, so the check and the change are one statement.
-
-    None is an absent header or `*` (the item only has to exist); otherwise the strong
-    entity tags sent, of which one must name this item's current version.
-    """
-    if if_match is None:
+def _version_named(target: ItemTarget) -> ColumnElement[bool]:
+    """The `If-Match` condition as SQL, so the check and the change are one statement."""
+    if target.if_match is None:
         return sa.true()
-    versions = {version_in_tag(tag, item_id) for tag in if_match} - {None}
+    versions = {version_in_tag(tag, target.item_id) for tag in target.if_match} - {None}
     return col(Item.version).in_(versions) if versions else sa.false()
+
+
+def _targeted(target: ItemTarget) -> tuple[ColumnElement[bool], ...]:
+    """The WHERE of a change: this item, if the caller may change it, at a version named."""
+    return col(Item.id) == target.item_id, _scope(target.owner_id), _version_named(target)
 
 
 def _stage(
@@ -73,36 +89,23 @@ def _stage(
     )
 
 
-async def get(
-    *, session: AsyncSession, item_id: uuid.UUID, owner_id: uuid.UUID | None
-) -> Item | None:
-    """The item, if it exists and `owner_id` (when given) owns it."""
-    statement = select(Item).where(col(Item.id) == item_id, _scope(owner_id))
-    return (await session.exec(statement)).one_or_none()
+_ONE = sa.select(Item).where(col(Item.id) == sa.bindparam("item_id"))
+_ONE_OWNED = ReadQuery(_ONE.where(col(Item.owner_id) == sa.bindparam("owner_id")))
+_ONE_ANY = ReadQuery(_ONE)
 
 
-_ONE_ITEM = sa.select(Item).where(col(Item.id) == sa.bindparam("item_id"))
-#: The hottest query: compiled once, run on the read pool, as the owner or as an admin.
-_READ_OWN = ReadQuery(_ONE_ITEM.where(col(Item.owner_id) == sa.bindparam("owner_id")))
-_READ_ANY = ReadQuery(_ONE_ITEM)
-
-
-async def read(
-    *, database: Database, item_id: uuid.UUID, owner_id: uuid.UUID | None
-) -> ItemPublic | None:
-    """What `get` finds, as the API shows it, without a session: for the read route."""
-    if owner_id is None:
-        row = await database.fetch_one(_READ_ANY, item_id=item_id)
-    else:
-        row = await database.fetch_one(_READ_OWN, item_id=item_id, owner_id=owner_id)
-    return None if row is None else ItemPublic.model_validate(dict(row))
+async def get(*, database: Database, item_id: uuid.UUID, owner_id: uuid.UUID | None) -> ItemPublic:
+    """The item, if it exists and `owner_id` (when given) owns it; else 404, never 403."""
+    query = _ONE_ANY if owner_id is None else _ONE_OWNED
+    row = await database.fetch_one(query, item_id=item_id, owner_id=owner_id)
+    if row is None:
+        raise NotFound(ITEM_NOT_FOUND)
+    return ItemPublic.model_validate(dict(row))
 
 
 @functools.cache
-def _list_queries(
-    *, scoped: bool, searched: bool, tagged: bool, sort: ItemSort
-) -> tuple[ReadQuery, ReadQuery]:
-    """The count and the page for one combination of filters, compiled on first use.
+def _page_query(*, scoped: bool, searched: bool, tagged: bool, sort: ItemSort) -> PageQuery:
+    """The list for one combination of filters, compiled on first use.
 
     Values are parameters, never part of the SQL, so there are at most 2 x 2 x 2 x 6 shapes.
     """
@@ -114,15 +117,7 @@ def _list_queries(
         conditions.append(col(Item.title).ilike(sa.bindparam("pattern"), escape="\\"))
     if tagged:  # `@>`, GIN-indexed
         conditions.append(col(Item.tags).contains(sa.bindparam("tags", type_=ARRAY(sa.Text))))
-    count = sa.select(sa.func.count()).select_from(Item).where(*conditions)
-    page = (
-        sa.select(Item)
-        .where(*conditions)
-        .order_by(*_ORDER[sort])
-        .limit(sa.bindparam("limit"))
-        .offset(sa.bindparam("offset"))
-    )
-    return ReadQuery(count), ReadQuery(page)
+    return PageQuery(Item, where=tuple(conditions), order_by=_ORDER[sort])
 
 
 async def get_all(
@@ -134,25 +129,22 @@ async def get_all(
     sort: ItemSort = ItemSort.CREATED_AT_DESC,
     limit: int,
     offset: int,
-) -> tuple[list[ItemPublic], int]:
+) -> ItemsPublic:
     """One page of items matching every filter given, and how many match in all."""
-    count, page = _list_queries(
-        scoped=owner_id is not None, searched=bool(q), tagged=bool(tags), sort=sort
+    query = _page_query(scoped=owner_id is not None, searched=bool(q), tagged=bool(tags), sort=sort)
+    return await fetch_page(
+        database,
+        query,
+        ItemsPublic,
+        limit=limit,
+        offset=offset,
+        owner_id=owner_id,
+        pattern=contains_pattern(q) if q else None,
+        tags=list(tags),
     )
-    params = {
-        "owner_id": owner_id,
-        "pattern": contains_pattern(q) if q else None,
-        "tags": list(tags),
-        "limit": limit,
-        "offset": offset,
-    }
-    counted = await database.fetch_one(count, **params)
-    rows = await database.fetch_all(page, **params)
-    total: int = counted[0] if counted is not None else 0
-    return [ItemPublic.model_validate(dict(row)) for row in rows], total
 
 
-async def create(*, session: AsyncSession, owner_id: uuid.UUID, item_in: ItemCreate) -> Item:
+async def create(*, session: AsyncSession, owner_id: uuid.UUID, item_in: ItemCreate) -> ItemPublic:
     """Store a new item owned by `owner_id` and stage `item.created`."""
     now = utcnow()
     item = Item.model_validate(
@@ -161,17 +153,16 @@ async def create(*, session: AsyncSession, owner_id: uuid.UUID, item_in: ItemCre
     session.add(item)
     _stage(session, "item.created", item_id=item.id, owner_id=owner_id)
     await session.commit()
-    return item
+    return ItemPublic.model_validate(item)
 
 
 async def update(
     *,
     session: AsyncSession,
-    item_id: uuid.UUID,
-    owner_id: uuid.UUID | None,
+    database: Database,
+    target: ItemTarget,
     item_in: ItemCreate | ItemUpdate,
-    if_match: frozenset[str] | None = None,
-) -> Item:
+) -> ItemPublic:
     """Replace (ItemCreate) or patch (ItemUpdate) an item, bump its version, stage `item.updated`.
 
     The ownership and `If-Match` checks are part of the UPDATE itself, so two writers holding
@@ -180,46 +171,35 @@ async def update(
     values = item_in.model_dump(exclude_unset=isinstance(item_in, ItemUpdate))
     statement = (
         sa.update(Item)
-        .where(col(Item.id) == item_id, _scope(owner_id), _if_match(item_id, if_match))
+        .where(*_targeted(target))
         .values(**values, version=col(Item.version) + 1, updated_at=utcnow())
         .returning(Item)
         .execution_options(populate_existing=True)
     )
-    item = (await session.exec(statement)).scalars().one_or_none()
-    if item is None:
-        await _explain_miss(session=session, item_id=item_id, owner_id=owner_id)
+    item: Item = await _change(session, database, target, statement)
     _stage(session, "item.updated", item_id=item.id, owner_id=item.owner_id)
     await session.commit()
-    return item
+    return ItemPublic.model_validate(item)
 
 
-async def delete(
-    *,
-    session: AsyncSession,
-    item_id: uuid.UUID,
-    owner_id: uuid.UUID | None,
-    if_match: frozenset[str] | None = None,
-) -> None:
+async def delete(*, session: AsyncSession, database: Database, target: ItemTarget) -> None:
     """Delete an item (checked as `update` does) and stage `item.deleted`."""
-    statement = (
-        sa.delete(Item)
-        .where(col(Item.id) == item_id, _scope(owner_id), _if_match(item_id, if_match))
-        .returning(col(Item.owner_id))
-    )
-    deleted_owner = (await session.exec(statement)).scalars().one_or_none()
-    if deleted_owner is None:
-        await _explain_miss(session=session, item_id=item_id, owner_id=owner_id)
-    _stage(session, "item.deleted", item_id=item_id, owner_id=deleted_owner)
+    statement = sa.delete(Item).where(*_targeted(target)).returning(col(Item.owner_id))
+    owner_id = await _change(session, database, target, statement)
+    _stage(session, "item.deleted", item_id=target.item_id, owner_id=owner_id)
     await session.commit()
 
 
-async def _explain_miss(
-    *, session: AsyncSession, item_id: uuid.UUID, owner_id: uuid.UUID | None
-) -> NoReturn:
-    """A conditional write touched nothing: 412 if the caller can see the item, else 404."""
-    if await get(session=session, item_id=item_id, owner_id=owner_id) is not None:
+async def _change(
+    session: AsyncSession, database: Database, target: ItemTarget, statement: UpdateBase
+) -> Any:
+    """What a conditional change RETURNING one row returns; when it touched nothing, why:
+    404 if the caller cannot see the item, else 412 (`If-Match` names an old version)."""
+    changed = (await session.exec(statement)).scalars().one_or_none()
+    if changed is None:
+        await get(database=database, item_id=target.item_id, owner_id=target.owner_id)
         raise PreconditionFailed()
-    raise NotFound(ITEM_NOT_FOUND)
+    return changed
 
 
 async def erase_owner(*, session: AsyncSession, owner_id: uuid.UUID) -> int:

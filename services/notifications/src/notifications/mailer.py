@@ -33,8 +33,9 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from notifications.models import OPEN_STATUSES, Delivery, DeliveryStatus, utcnow
+from notifications.models import OPEN_STATUSES, Delivery, DeliveryStatus
 from notifications.settings import Settings
+from servicekit.timestamps import utcnow
 
 logger = logging.getLogger(__name__)
 

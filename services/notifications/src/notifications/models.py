@@ -1,7 +1,7 @@
 """Tables and schemas of the notifications service."""
 
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -13,16 +13,9 @@ from sqlmodel import Field, SQLModel
 from servicekit.db import metadata
 from servicekit.events.processed import ProcessedEvent
 from servicekit.listing import Page
+from servicekit.timestamps import timestamp_field, utcnow
 
 __all__ = ["metadata", "ProcessedEvent"]
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-def _timestamp(**kwargs: object) -> Any:
-    return Field(sa_type=sa.DateTime(timezone=True), **kwargs)  # type: ignore[call-overload]
 
 
 class NotificationKind(StrEnum):
@@ -65,8 +58,8 @@ class Notification(SQLModel, table=True):
     kind: str = Field(max_length=32)
     title: str = Field(max_length=200)
     body: str = Field(sa_type=sa.Text)  # type: ignore[call-overload]
-    created_at: datetime = _timestamp(default_factory=utcnow)
-    read_at: datetime | None = _timestamp(default=None)
+    created_at: datetime = timestamp_field(default_factory=utcnow)
+    read_at: datetime | None = timestamp_field(default=None)
 
 
 class Delivery(SQLModel, table=True):
@@ -104,10 +97,10 @@ class Delivery(SQLModel, table=True):
     #: The request that caused the mail (carried by its event): the mail repeats it.
     request_id: str | None = Field(default=None, max_length=128)
     #: When the mailer may (re)try; while a sender holds the delivery, the end of its lease.
-    next_attempt_at: datetime = _timestamp(default_factory=utcnow)
-    created_at: datetime = _timestamp(default_factory=utcnow)
-    updated_at: datetime = _timestamp(default_factory=utcnow)
-    sent_at: datetime | None = _timestamp(default=None)
+    next_attempt_at: datetime = timestamp_field(default_factory=utcnow)
+    created_at: datetime = timestamp_field(default_factory=utcnow)
+    updated_at: datetime = timestamp_field(default_factory=utcnow)
+    sent_at: datetime | None = timestamp_field(default=None)
 
 
 # ---- schemas ------------------------------------------------------------------------------

@@ -1,26 +1,19 @@
 """HTTP and WebSocket routes of the notifications service, all under `/api/v1/notifications`."""
 
+import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, WebSocket, status
 
 from notifications import service, stream
-from notifications.deps import OwnedNotification
-from notifications.models import (
-    DeliveryList,
-    DeliveryPublic,
-    DeliveryStatus,
-    NotificationList,
-    NotificationPublic,
-)
+from notifications.models import DeliveryList, DeliveryStatus, NotificationList, NotificationPublic
 from notifications.settings import settings
 from servicekit.auth import AdminCaller, Caller
-from servicekit.db import SessionDep
+from servicekit.db import DatabaseDep, SessionDep
 from servicekit.listing import Limit, Offset
 
 router = APIRouter(tags=["notifications"])
 
-#: PostgreSQL's OFFSET is a bigint; a larger number is a 422, not a driver error.
 UNAUTHORIZED: dict[int | str, dict[str, Any]] = {401: {"description": "Missing or invalid token"}}
 
 
@@ -28,25 +21,18 @@ UNAUTHORIZED: dict[int | str, dict[str, Any]] = {401: {"description": "Missing o
 @router.get("", include_in_schema=False)
 async def list_notifications(
     caller: Caller,
-    session: SessionDep,
+    database: DatabaseDep,
     unread_only: Annotated[bool, Query(description="Only those not read yet")] = False,
     limit: Limit = 20,
     offset: Offset = 0,
 ) -> NotificationList:
     """The caller's notifications, newest first, with the number still unread."""
-    notifications, total, unread = await service.get_all(
-        session=session,
+    return await service.get_all(
+        database=database,
         user_id=caller.user_id,
         unread_only=unread_only,
         limit=limit,
         offset=offset,
-    )
-    return NotificationList(
-        items=[NotificationPublic.model_validate(n) for n in notifications],
-        total=total,
-        limit=limit,
-        offset=offset,
-        unread=unread,
     )
 
 
@@ -63,18 +49,18 @@ async def read_all(caller: Caller, session: SessionDep) -> None:
 
 @router.post("/{notification_id}/read", summary="Mark read", responses={401: {}, 404: {}})
 async def read_notification(
-    notification: OwnedNotification, session: SessionDep
+    notification_id: uuid.UUID, caller: Caller, session: SessionDep
 ) -> NotificationPublic:
     """Mark one of the caller's notifications read; another user's is 404."""
-    return NotificationPublic.model_validate(
-        await service.mark_read(session=session, notification=notification)
+    return await service.mark_read(
+        session=session, user_id=caller.user_id, notification_id=notification_id
     )
 
 
 @router.get("/deliveries", summary="List outgoing mail", responses={401: {}, 403: {}})
 async def list_deliveries(
     caller: AdminCaller,
-    session: SessionDep,
+    database: DatabaseDep,
     status_filter: Annotated[
         DeliveryStatus | None, Query(alias="status", description="Only this status")
     ] = None,
@@ -82,14 +68,8 @@ async def list_deliveries(
     offset: Offset = 0,
 ) -> DeliveryList:
     """Every outgoing mail, newest first, with its status, attempts and last error (admins)."""
-    deliveries, total = await service.get_deliveries(
-        session=session, status=status_filter, limit=limit, offset=offset
-    )
-    return DeliveryList(
-        items=[DeliveryPublic.model_validate(d) for d in deliveries],
-        total=total,
-        limit=limit,
-        offset=offset,
+    return await service.get_deliveries(
+        database=database, status=status_filter, limit=limit, offset=offset
     )
 
 

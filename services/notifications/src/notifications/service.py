@@ -1,4 +1,5 @@
-"""Business rules of the notifications service: small async functions the routes call.
+"""Business rules of the notifications service: one function per operation; the lists read
+through the read pool and return the API schemas, changes go through the session.
 
 Functions that only stage rows (`notify`, `queue_mail`, `erase_user`) leave the commit
 to their caller, so an event handler's effects and the consumer's bookkeeping commit
@@ -6,32 +7,43 @@ together; the route-facing ones commit themselves.
 """
 
 import uuid
-from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy.sql.elements import ColumnElement
-from sqlmodel import col, delete, func, select, update
+import sqlalchemy as sa
+from sqlmodel import col, delete, func, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from notifications import push
 from notifications.models import (
     Delivery,
+    DeliveryList,
     DeliveryStatus,
     Notification,
     NotificationKind,
-    utcnow,
+    NotificationList,
+    NotificationPublic,
 )
-from servicekit.listing import fetch_page
+from servicekit.db import Database
+from servicekit.errors import NotFound
+from servicekit.listing import PageQuery, fetch_page, fetch_rows
 from servicekit.logging import request_id_var
+from servicekit.timestamps import utcnow
 
 NOTIFICATION_NOT_FOUND = "Notification not found"
 
 _NEWEST_FIRST = (col(Notification.created_at).desc(), col(Notification.id).desc())
+_OWN = col(Notification.user_id) == sa.bindparam("user_id")
+_UNREAD = col(Notification.read_at).is_(None)
+_ALL_OWN = PageQuery(Notification, where=(_OWN,), order_by=_NEWEST_FIRST)
+_UNREAD_OWN = PageQuery(Notification, where=(_OWN, _UNREAD), order_by=_NEWEST_FIRST)
 
-
-async def _count_notifications(session: AsyncSession, *conditions: ColumnElement[bool]) -> int:
-    count = select(func.count()).select_from(Notification).where(*conditions)
-    return (await session.exec(count)).one()
+_DELIVERIES_NEWEST_FIRST = (col(Delivery.created_at).desc(), col(Delivery.id).desc())
+_ALL_DELIVERIES = PageQuery(Delivery, order_by=_DELIVERIES_NEWEST_FIRST)
+_DELIVERIES_IN_STATUS = PageQuery(
+    Delivery,
+    where=(col(Delivery.status) == sa.bindparam("status"),),
+    order_by=_DELIVERIES_NEWEST_FIRST,
+)
 
 
 # ---- notifications ------------------------------------------------------------------------
@@ -48,40 +60,37 @@ def notify(
 
 
 async def get_all(
-    *, session: AsyncSession, user_id: uuid.UUID, unread_only: bool, limit: int, offset: int
-) -> tuple[Sequence[Notification], int, int]:
+    *, database: Database, user_id: uuid.UUID, unread_only: bool, limit: int, offset: int
+) -> NotificationList:
     """A page of the user's notifications, newest first; with the total and the unread count."""
-    own = col(Notification.user_id) == user_id
-    unread = col(Notification.read_at).is_(None)
-    conditions = [own, unread] if unread_only else [own]
-    page, total = await fetch_page(
-        session,
-        select(Notification).where(*conditions),
-        order_by=_NEWEST_FIRST,
-        limit=limit,
-        offset=offset,
-    )
-    unread_count = total if unread_only else await _count_notifications(session, own, unread)
-    return page, total, unread_count
+    query = _UNREAD_OWN if unread_only else _ALL_OWN
+    rows, total = await fetch_rows(database, query, limit=limit, offset=offset, user_id=user_id)
+    if unread_only:
+        unread = total
+    else:
+        counted = await database.fetch_one(_UNREAD_OWN.count, user_id=user_id)
+        unread = counted[0] if counted is not None else 0
+    items = [dict(row) for row in rows]
+    return NotificationList(items=items, total=total, limit=limit, offset=offset, unread=unread)
 
 
-async def get_owned(
+async def mark_read(
     *, session: AsyncSession, user_id: uuid.UUID, notification_id: uuid.UUID
-) -> Notification | None:
-    """The notification if it belongs to `user_id`: another user's is simply not found."""
-    statement = select(Notification).where(
-        col(Notification.id) == notification_id, col(Notification.user_id) == user_id
+) -> NotificationPublic:
+    """Mark one of the user's notifications read (another user's is 404); reading it again
+    keeps the first time it was read."""
+    statement = (
+        update(Notification)
+        .where(col(Notification.id) == notification_id, col(Notification.user_id) == user_id)
+        .values(read_at=func.coalesce(col(Notification.read_at), utcnow()))
+        .returning(Notification)
+        .execution_options(populate_existing=True)
     )
-    return (await session.exec(statement)).one_or_none()
-
-
-async def mark_read(*, session: AsyncSession, notification: Notification) -> Notification:
-    """Mark it read; reading it again keeps the first time it was read."""
-    if notification.read_at is None:
-        notification.read_at = utcnow()
-        session.add(notification)
-        await session.commit()
-    return notification
+    notification = (await session.exec(statement)).scalars().one_or_none()
+    if notification is None:
+        raise NotFound(NOTIFICATION_NOT_FOUND)
+    await session.commit()
+    return NotificationPublic.model_validate(notification)
 
 
 async def mark_all_read(*, session: AsyncSession, user_id: uuid.UUID) -> None:
@@ -120,18 +129,12 @@ def queue_mail(
 
 
 async def get_deliveries(
-    *, session: AsyncSession, status: DeliveryStatus | None, limit: int, offset: int
-) -> tuple[Sequence[Delivery], int]:
+    *, database: Database, status: DeliveryStatus | None, limit: int, offset: int
+) -> DeliveryList:
     """A page of every outgoing mail, newest first, optionally in one status."""
-    query = select(Delivery)
-    if status is not None:
-        query = query.where(col(Delivery.status) == status.value)
+    query = _ALL_DELIVERIES if status is None else _DELIVERIES_IN_STATUS
     return await fetch_page(
-        session,
-        query,
-        order_by=(col(Delivery.created_at).desc(), col(Delivery.id).desc()),
-        limit=limit,
-        offset=offset,
+        database, query, DeliveryList, limit=limit, offset=offset, status=status and status.value
     )
 
 

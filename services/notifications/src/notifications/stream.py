@@ -23,7 +23,6 @@ import json
 from fastapi import WebSocket, WebSocketDisconnect
 
 from notifications import service
-from notifications.models import NotificationPublic
 from notifications.push import Hub
 from servicekit.auth import Principal, authenticate
 from servicekit.errors import DependencyUnavailable, Unauthorized
@@ -65,15 +64,14 @@ async def serve(
 
 
 async def _unread_backlog(websocket: WebSocket, principal: Principal) -> list[str]:
-    async with websocket.app.state.database.read_sessionmaker() as session:
-        unread, _, _ = await service.get_all(
-            session=session,
-            user_id=principal.user_id,
-            unread_only=True,
-            limit=BACKLOG_SIZE,
-            offset=0,
-        )
-    return [NotificationPublic.model_validate(n).model_dump_json() for n in reversed(unread)]
+    unread = await service.get_all(
+        database=websocket.app.state.database,
+        user_id=principal.user_id,
+        unread_only=True,
+        limit=BACKLOG_SIZE,
+        offset=0,
+    )
+    return [notification.model_dump_json() for notification in reversed(unread.items)]
 
 
 async def _first_message_token(websocket: WebSocket, wait_seconds: float) -> str | None:

@@ -1,7 +1,7 @@
-"""Tables and schemas of the users service."""
+"""Tables, schemas and field types of the users service."""
 
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Annotated
 
 import sqlalchemy as sa
@@ -19,6 +19,7 @@ from servicekit.db import metadata
 from servicekit.events.processed import ProcessedEvent
 from servicekit.fields import Text, bounded_text
 from servicekit.listing import Page
+from servicekit.timestamps import timestamp_field, utcnow
 
 __all__ = ["metadata", "ProcessedEvent"]
 
@@ -57,10 +58,6 @@ AvatarUrl = Annotated[
 ]
 
 
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
 # ---- table ---------------------------------------------------------------------------------
 
 
@@ -93,8 +90,8 @@ class Profile(ProfileBase, table=True):
 
     id: uuid.UUID = Field(primary_key=True)
     email: str | None = Field(default=None, sa_type=sa.String(320))
-    created_at: datetime = Field(default_factory=utcnow, sa_type=sa.DateTime(timezone=True))
-    updated_at: datetime = Field(default_factory=utcnow, sa_type=sa.DateTime(timezone=True))
+    created_at: datetime = timestamp_field(default_factory=utcnow)
+    updated_at: datetime = timestamp_field(default_factory=utcnow)
 
 
 # ---- schemas -------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from servicekit.auth import AdminCaller, Caller
-from servicekit.db import SessionDep
+from servicekit.db import DatabaseDep, SessionDep
 from servicekit.listing import Limit, Offset
 from users import service
 from users.deps import MyProfile, ValidProfile
@@ -17,13 +17,14 @@ router = APIRouter(tags=["users"])
 _NOT_FOUND: dict[int | str, dict[str, str]] = {404: {"description": "No profile for this id"}}
 _NOT_ADMIN: dict[int | str, dict[str, str]] = {403: {"description": "Administrators only"}}
 
-#: PostgreSQL's OFFSET is a bigint; a larger number is a 422, not a driver error.
+#: What `read_profile` shows of a profile: `ProfilePublic` is a part of `ProfileRead`.
+_PUBLIC_FIELDS = set(ProfilePublic.model_fields)
 
 
 @router.get("/me", summary="Read my profile")
 async def read_my_profile(profile: MyProfile) -> ProfileRead:
     """The caller's profile, made on first request if the registration event is still due."""
-    return ProfileRead.model_validate(profile)
+    return profile
 
 
 @router.patch("/me", summary="Update my profile")
@@ -31,31 +32,24 @@ async def update_my_profile(
     profile_in: ProfileUpdate, session: SessionDep, caller: Caller
 ) -> ProfileRead:
     """Change only the fields sent; `bio` and `avatar_url` are cleared with null."""
-    profile = await service.update(session=session, user_id=caller.user_id, profile_in=profile_in)
-    return ProfileRead.model_validate(profile)
+    return await service.update(session=session, user_id=caller.user_id, profile_in=profile_in)
 
 
 # The list also answers without the trailing slash: a redirect would point past the gateway.
 @router.get("/", summary="List profiles (administrators)", responses=_NOT_ADMIN)
 @router.get("", include_in_schema=False)
 async def list_profiles(
-    session: SessionDep,
+    database: DatabaseDep,
     _: AdminCaller,
     q: Annotated[SearchText | None, Query(description="Part of a name or email, any case")] = None,
     limit: Limit = 20,
     offset: Offset = 0,
 ) -> ProfilesRead:
     """Every profile, newest first, with emails; administrators only."""
-    profiles, total = await service.get_all(session=session, q=q, limit=limit, offset=offset)
-    return ProfilesRead(
-        items=[ProfileRead.model_validate(profile) for profile in profiles],
-        total=total,
-        limit=limit,
-        offset=offset,
-    )
+    return await service.get_all(database=database, q=q, limit=limit, offset=offset)
 
 
 @router.get("/{user_id}", summary="Read someone's public profile", responses=_NOT_FOUND)
 async def read_profile(profile: ValidProfile) -> ProfilePublic:
     """Anyone's public profile: name, bio and avatar, never the email."""
-    return ProfilePublic.model_validate(profile)
+    return ProfilePublic.model_validate(profile.model_dump(include=_PUBLIC_FIELDS))

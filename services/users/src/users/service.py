@@ -1,4 +1,5 @@
-"""Business rules of the users service: small functions over the `profile` table.
+"""Business rules of the users service: one function per operation over the `profile` table,
+each returning `ProfileRead`; reads through the read pool, writes through the session.
 
 A profile can be born two ways, in either order: from the `user.registered` event
 (with the email and a default name) or from the first `GET /me` (from the token alone).
@@ -7,16 +8,17 @@ arrivals never make two rows and never lose what the other wrote.
 """
 
 import uuid
-from collections.abc import Sequence
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
-from sqlmodel import col, select
+from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from servicekit.db import Database, ReadQuery
 from servicekit.errors import NotFound
-from servicekit.listing import contains_pattern, fetch_page
-from users.models import DISPLAY_NAME_MAX, Profile, ProfileUpdate, utcnow
+from servicekit.listing import PageQuery, contains_pattern, fetch_page
+from servicekit.timestamps import utcnow
+from users.models import DISPLAY_NAME_MAX, Profile, ProfileRead, ProfilesRead, ProfileUpdate
 
 PROFILE_NOT_FOUND = "Profile not found"
 
@@ -27,14 +29,27 @@ def default_display_name(*, email: str, full_name: str | None) -> str:
     return name[:DISPLAY_NAME_MAX]
 
 
-async def get(*, session: AsyncSession, user_id: uuid.UUID) -> Profile | None:
-    """The profile of account `user_id`, if it has one yet."""
-    return (await session.exec(select(Profile).where(col(Profile.id) == user_id))).one_or_none()
+_ONE = ReadQuery(sa.select(Profile).where(col(Profile.id) == sa.bindparam("user_id")))
 
 
-async def get_or_create(*, session: AsyncSession, user_id: uuid.UUID) -> Profile:
+async def _find(*, database: Database, user_id: uuid.UUID) -> ProfileRead | None:
+    row = await database.fetch_one(_ONE, user_id=user_id)
+    return None if row is None else ProfileRead.model_validate(dict(row))
+
+
+async def get(*, database: Database, user_id: uuid.UUID) -> ProfileRead:
+    """The profile of account `user_id`; 404 while it has none."""
+    profile = await _find(database=database, user_id=user_id)
+    if profile is None:
+        raise NotFound(PROFILE_NOT_FOUND)
+    return profile
+
+
+async def get_or_create(
+    *, session: AsyncSession, database: Database, user_id: uuid.UUID
+) -> ProfileRead:
     """The caller's profile, created empty (no email: the token has none) on first sight."""
-    profile = await get(session=session, user_id=user_id)
+    profile = await _find(database=database, user_id=user_id)
     if profile is not None:
         return profile
     now = utcnow()
@@ -44,15 +59,12 @@ async def get_or_create(*, session: AsyncSession, user_id: uuid.UUID) -> Profile
         .on_conflict_do_nothing(index_elements=[col(Profile.id)])
     )
     await session.commit()
-    profile = await get(session=session, user_id=user_id)
-    if profile is None:  # `user.deleted` erased it in between
-        raise NotFound(PROFILE_NOT_FOUND)
-    return profile
+    return await get(database=database, user_id=user_id)  # 404: `user.deleted` came in between
 
 
 async def update(
     *, session: AsyncSession, user_id: uuid.UUID, profile_in: ProfileUpdate
-) -> Profile:
+) -> ProfileRead:
     """Change the fields sent, creating the profile first if it does not exist yet."""
     values = profile_in.model_dump(exclude_unset=True)
     now = utcnow()
@@ -65,28 +77,31 @@ async def update(
     )
     profile = (await session.exec(statement)).scalars().one()
     await session.commit()
-    return profile
+    return ProfileRead.model_validate(profile)
+
+
+_NEWEST_FIRST = (col(Profile.created_at).desc(), col(Profile.id).desc())
+_SEARCH: sa.BindParameter[str] = sa.bindparam("pattern")
+_ALL = PageQuery(Profile, order_by=_NEWEST_FIRST)
+_SEARCHED = PageQuery(
+    Profile,
+    where=(
+        sa.or_(
+            col(Profile.display_name).ilike(_SEARCH, escape="\\"),
+            col(Profile.email).ilike(_SEARCH, escape="\\"),
+        ),
+    ),
+    order_by=_NEWEST_FIRST,
+)
 
 
 async def get_all(
-    *, session: AsyncSession, q: str | None = None, limit: int, offset: int
-) -> tuple[Sequence[Profile], int]:
+    *, database: Database, q: str | None = None, limit: int, offset: int
+) -> ProfilesRead:
     """One page of profiles, newest first, whose name or email contains `q` (any case)."""
-    conditions: list[sa.ColumnElement[bool]] = []
-    if q:
-        pattern = contains_pattern(q)
-        conditions.append(
-            sa.or_(
-                col(Profile.display_name).ilike(pattern, escape="\\"),
-                col(Profile.email).ilike(pattern, escape="\\"),
-            )
-        )
+    query, pattern = (_SEARCHED, contains_pattern(q)) if q else (_ALL, None)
     return await fetch_page(
-        session,
-        select(Profile).where(*conditions),
-        order_by=(col(Profile.created_at).desc(), col(Profile.id).desc()),
-        limit=limit,
-        offset=offset,
+        database, query, ProfilesRead, limit=limit, offset=offset, pattern=pattern
     )
 
 
