@@ -230,11 +230,16 @@ def test_native_flags_override_only_addresses_and_the_dynamic_files_path() -> No
 def test_traefik_accepts_the_flags_and_the_dynamic_file(gateway: str, gateway_log: Path) -> None:
     with client(gateway) as http:
         assert http.get("/api/v1/items/x").status_code == 200
-    lines = [json.loads(line) for line in gateway_log.read_text().splitlines() if line]
+    deadline = time.monotonic() + 10  # Traefik writes its access log asynchronously
+    while True:
+        lines = [json.loads(line) for line in gateway_log.read_text().splitlines() if line]
+        # The access log is JSON, one object per request, like the services' logs.
+        if any(line.get("RequestPath") == "/api/v1/items/x" for line in lines):
+            break
+        assert time.monotonic() < deadline, lines[-5:]
+        time.sleep(0.1)
     problems = [line for line in lines if line.get("level") in ("error", "fatal")]
     assert problems == []
-    # The access log is JSON, one object per request, like the services' logs.
-    assert any(line.get("RequestPath") == "/api/v1/items/x" for line in lines)
 
 
 # --- routing -----------------------------------------------------------------------------------

@@ -78,8 +78,11 @@ def test_the_gateway_is_traefik_listening_on_the_gateway_port(stack: Stack) -> N
     assert (ping.status_code, ping.text) == (200, "OK")
     # Its JSON access log goes where the services' logs go.
     httpx.get(f"{stack.config.gateway_url}/api/v1/users/health", timeout=5)
-    log = (stack.logs_dir / "gateway.log").read_text()
-    assert '"RequestPath":"/api/v1/users/health"' in log
+    log_path = stack.logs_dir / "gateway.log"
+    deadline = time.monotonic() + 10  # Traefik writes its access log asynchronously
+    while '"RequestPath":"/api/v1/users/health"' not in log_path.read_text():
+        assert time.monotonic() < deadline, log_path.read_text()[-2000:]
+        time.sleep(0.1)
 
 
 def test_a_crashed_gateway_is_seen_and_restarted(stack: Stack) -> None:
