@@ -404,7 +404,7 @@ def print_urls(config: StackConfig) -> None:
     lines = [
         "",
         "The native stack is up:",
-        f"  gateway        {gateway}",
+        f"  gateway        {gateway}  (Traefik)",
         *(f"  {name:<14} {gateway}/api/v1/{name}/docs" for name in SERVICES),
         f"  mailbox        {config.mailbox_url}/api/v1/messages",
         f"  logs           {config.state_dir / 'logs'}",
