@@ -1,7 +1,7 @@
 """Keep the server under test and the load generator on cores of their own."""
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -20,11 +20,18 @@ def _set(pid: int, cpus: set[int]) -> None:
 @contextmanager
 def server_core(pid: int) -> Iterator[None]:
     """`pid` on SERVER_CPU alone while the block runs, then back on every core."""
-    if SERVER_CPU is None:
+    with pinned({pid: SERVER_CPU}):
         yield
-        return
-    _set(pid, {SERVER_CPU})
+
+
+@contextmanager
+def pinned(placement: Mapping[int, int | None]) -> Iterator[None]:
+    """Each pid on its core alone (None: left alone) while the block runs, then back."""
+    placed = {pid: cpu for pid, cpu in placement.items() if cpu is not None}
+    for pid, cpu in placed.items():
+        _set(pid, {cpu})
     try:
         yield
     finally:
-        _set(pid, _ALL)
+        for pid in placed:
+            _set(pid, _ALL)

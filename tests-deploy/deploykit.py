@@ -118,6 +118,28 @@ def load_compose(env: Mapping[str, str]) -> dict[str, Any]:
     return interpolate(load_compose_raw(), env)
 
 
+_GO_TEMPLATE = re.compile(r"\{\{(.*?)\}\}")
+_ENV_WITH_DEFAULT = re.compile(r'\s*env\s+"(\w+)"\s*(?:\|\s*default\s+"([^"]*)"\s*)?')
+
+
+def render_dynamic_config(text: str, env: Mapping[str, str]) -> dict[str, Any]:
+    """gateway/dynamic.yml as Traefik reads it with `env`: its Go templates rendered first.
+
+    Only the form the file uses, `env "NAME"` optionally piped into `default "value"`, is
+    understood; anything else fails here, so a new template construct gets a test first.
+    """
+
+    def render(match: re.Match[str]) -> str:
+        call = _ENV_WITH_DEFAULT.fullmatch(match.group(1))
+        assert call, f"unsupported template in gateway/dynamic.yml: {match.group(0)}"
+        name, default = call.groups()
+        return env.get(name) or default or ""
+
+    document = yaml.safe_load(_GO_TEMPLATE.sub(render, text))
+    assert isinstance(document, dict), "dynamic.yml must be a mapping"
+    return document
+
+
 def compose_text_references() -> list[Reference]:
     """Every variable compose.yaml interpolates (comments excluded: compose never reads them)."""
     found: list[Reference] = []

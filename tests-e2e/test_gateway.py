@@ -164,7 +164,10 @@ def test_token_route_answers_429_with_retry_after_once_the_burst_is_spent(
             break
     assert statuses[-1] == 429, f"no 429 after {len(statuses)} requests"
     assert set(statuses[:-1]) == {422}
+    # The gateway's own answer, as a service's: JSON, Retry-After, every header.
+    assert "detail" in response.json()
     assert int(response.headers["retry-after"]) >= 1
+    assert response.headers["x-content-type-options"] == "nosniff"
     assert response.headers["access-control-allow-origin"] == ALLOWED_ORIGIN
     assert "retry-after" in response.headers["access-control-expose-headers"].lower()
 
@@ -187,3 +190,20 @@ def all_at_once(client: httpx.Client, path: str, headers: list[dict[str, str]]) 
     with ThreadPoolExecutor(max_workers=len(headers)) as pool:
         responses = pool.map(lambda h: client.post(path, headers=h), headers)
         return [response.status_code for response in responses]
+
+
+def test_the_auth_services_own_login_throttle_passes_the_gateway_unchanged(
+    api: httpx.Client, fresh_email: str
+) -> None:
+    account = {"email": fresh_email, "password": PASSWORD}
+    assert api.post("/api/v1/auth/register", json=account).status_code == 201
+    wrong = {"username": fresh_email, "password": "not the password"}
+    for _ in range(5):  # LOGIN_MAX_FAILURES_PER_ACCOUNT
+        assert api.post("/api/v1/auth/token", data=wrong).status_code == 401
+    throttled = api.post("/api/v1/auth/token", data=wrong, headers={"Origin": ALLOWED_ORIGIN})
+    assert throttled.status_code == 429
+    # Not the gateway's page: the service's detail and the lockout's remaining seconds.
+    assert throttled.json() == {"detail": "Too many failed logins; try again later"}
+    assert int(throttled.headers["retry-after"]) > 60
+    assert throttled.headers["access-control-allow-origin"] == ALLOWED_ORIGIN
+    assert throttled.headers["x-request-id"]

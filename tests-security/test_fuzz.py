@@ -56,7 +56,7 @@ ADMIN_ONLY = {
     ("GET", "/api/v1/notifications/deliveries"),
 }
 
-#: Traefik (and the native gateway) refuse these in a path with a bare 400 before routing.
+#: Traefik refuses these in a path with a bare 400 before routing.
 GATEWAY_REFUSED_IN_PATH = ("%2f", "%5c", "%00", "%3b", "%25", "%3f", "%23", "#")
 
 

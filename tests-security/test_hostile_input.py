@@ -518,7 +518,12 @@ def test_hostile_request_id_is_never_echoed(gateway_url: str, path: str, value: 
     status = int(head.split(b" ", 2)[1])
     assert status < 500, answer[:500]
     assert b"pwned" not in answer and b"set-cookie" not in head
-    assert b"evil" not in head and b"<script>" not in head
+    assert b"<script>" not in head
+    # Traefik (Go's parser, as RFC 9112 allows) ends a header line at a bare LF: the request
+    # then carries the sane id "evil" and a separate request header, and "evil" may come back
+    # as its id. Nothing the client wrote past it ever reaches the answer.
+    for line in head.split(b"\r\n"):
+        assert b"evil" not in line or line == b"x-request-id: evil", line
     for echoed in re.findall(rb"^x-request-id: ([^\r\n]*)", head, re.MULTILINE):
         assert SAFE_REQUEST_ID.match(echoed.decode()), echoed
 

@@ -1,7 +1,11 @@
-"""The native stack as a whole: readiness follows Redis and PostgreSQL, without restarts."""
+"""The native stack as a whole: readiness follows Redis and PostgreSQL, without restarts;
+the gateway is the real Traefik, one more process of the stack."""
 
+import os
+import signal
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -63,3 +67,30 @@ def test_postgres_down_makes_every_service_unready_until_it_returns(stack: Stack
         stack.postgres.start()
     assert wait_for(stack, 200) == dict.fromkeys(SERVICES, 200)
     assert stack.dead_processes() == []
+
+
+def test_the_gateway_is_traefik_listening_on_the_gateway_port(stack: Stack) -> None:
+    gateway = stack.processes["gateway"]
+    assert gateway.process is not None
+    assert Path(f"/proc/{gateway.process.pid}/comm").read_text().strip() == "traefik"
+    assert f"--entryPoints.web.address=127.0.0.1:{stack.config.gateway_port}" in gateway.argv
+    ping = httpx.get(f"{stack.config.gateway_internal_url}/ping", timeout=5)
+    assert (ping.status_code, ping.text) == (200, "OK")
+    # Its JSON access log goes where the services' logs go.
+    httpx.get(f"{stack.config.gateway_url}/api/v1/users/health", timeout=5)
+    log_path = stack.logs_dir / "gateway.log"
+    deadline = time.monotonic() + 10  # Traefik writes its access log asynchronously
+    while '"RequestPath":"/api/v1/users/health"' not in log_path.read_text():
+        assert time.monotonic() < deadline, log_path.read_text()[-2000:]
+        time.sleep(0.1)
+
+
+def test_a_crashed_gateway_is_seen_and_restarted(stack: Stack) -> None:
+    gateway = stack.processes["gateway"]
+    assert gateway.process is not None
+    os.kill(gateway.process.pid, signal.SIGKILL)
+    gateway.process.wait(10)
+    assert stack.dead_processes() == ["gateway"]  # what makes `make dev` stop everything
+    stack.restart_process("gateway")
+    assert stack.dead_processes() == []
+    assert wait_for(stack, 200) == dict.fromkeys(SERVICES, 200)

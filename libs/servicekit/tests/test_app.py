@@ -238,3 +238,36 @@ async def test_a_database_shutting_down_or_starting_is_unavailable(sqlstate: str
     orig.sqlstate = sqlstate  # type: ignore[attr-defined]
     assert is_database_unavailable(sa_exc.DBAPIError("SELECT 1", {}, orig))
     assert not is_database_unavailable(sa_exc.DBAPIError("SELECT 1", {}, ValueError("syntax")))
+
+
+@pytest.mark.parametrize(
+    ("status", "detail", "retry_after"),
+    [
+        (404, "Not Found", None),
+        (429, "Too Many Requests", "1"),
+        (502, "Bad Gateway", None),
+        (503, "Service Unavailable", "5"),
+        (504, "Gateway Timeout", None),
+    ],
+)
+async def test_gateway_error_pages_are_the_contracts_json(
+    client: httpx.AsyncClient, status: int, detail: str, retry_after: str | None
+) -> None:
+    response = await client.get(f"/gateway-error/{status}", headers={"X-Request-ID": "page-1"})
+    assert response.status_code == status
+    assert response.json() == {"detail": detail}
+    assert response.headers.get("retry-after") == retry_after
+    assert response.headers["x-request-id"] == "page-1"
+    assert response.headers["x-content-type-options"] == "nosniff"
+
+
+async def test_gateway_error_pages_stay_out_of_the_schema_and_refuse_odd_statuses(
+    client: httpx.AsyncClient,
+) -> None:
+    schema = (await client.get("/api/v1/demo/openapi.json")).json()
+    assert not [path for path in schema["paths"] if "gateway-error" in path]
+    assert (await client.get("/gateway-error/200")).json() == {"detail": "OK"}
+    for odd in ("302", "999", "abc"):
+        response = await client.get(f"/gateway-error/{odd}")
+        assert response.status_code in (404, 422), odd
+        assert "detail" in response.json()

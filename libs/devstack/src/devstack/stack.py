@@ -1,7 +1,9 @@
 """The native stack: databases, migrations, mail sink, the four services and the gateway.
 
-`make dev` runs it in the foreground; the end-to-end tests start it on free ports with
-private PostgreSQL and Redis servers, and stop pieces of it to inject faults.
+The gateway is the real Traefik on gateway/traefik.yml and gateway/dynamic.yml, as in
+compose (see devstack.traefik). `make dev` runs it all in the foreground; the end-to-end
+tests start it on free ports with private PostgreSQL and Redis servers, and stop pieces of
+it to inject faults.
 """
 
 import asyncio
@@ -16,6 +18,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 import asyncpg
 import httpx
@@ -24,9 +27,9 @@ import redis
 from devstack.ports import PortInUse, ensure_port_free, free_port
 from devstack.provision import SERVICES, ensure_service_database
 from devstack.servers import PostgresServer, RedisServer
+from devstack.traefik import traefik_argv
 
 REPO_ROOT = Path(__file__).resolve().parents[4]
-GATEWAY_CONFIG = REPO_ROOT / "gateway" / "dynamic.yml"
 DEFAULT_SERVICE_PORTS = {"auth": 8001, "users": 8002, "items": 8003, "notifications": 8004}
 
 
@@ -38,6 +41,8 @@ class StackError(RuntimeError):
 class StackConfig:
     host: str = "127.0.0.1"
     gateway_port: int = 8000
+    #: Traefik's internal entry point (ping, the credential routes' rate limit), as in compose.
+    gateway_internal_port: int = 8080
     mail_http_port: int = 8025
     smtp_port: int = 1025
     service_ports: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_SERVICE_PORTS))
@@ -56,6 +61,7 @@ class StackConfig:
         """Free ports, private servers and a temporary directory: safe beside anything else."""
         config = cls(
             gateway_port=free_port(),
+            gateway_internal_port=free_port(),
             mail_http_port=free_port(),
             smtp_port=free_port(),
             service_ports={name: free_port() for name in SERVICES},
@@ -71,6 +77,10 @@ class StackConfig:
     @property
     def gateway_url(self) -> str:
         return f"http://{self.host}:{self.gateway_port}"
+
+    @property
+    def gateway_internal_url(self) -> str:
+        return f"http://{self.host}:{self.gateway_internal_port}"
 
     @property
     def mailbox_url(self) -> str:
@@ -98,15 +108,24 @@ class ManagedProcess:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        self.process = subprocess.Popen(  # noqa: S603 - argv is built by us, never from input
+        if not self.echo:
+            # Straight into the file: copying every access-log line through a thread of ours
+            # costs CPU the measured processes need (benchmarks, load runs).
+            with self.log_path.open("ab") as log:
+                self.process = self._popen(log)
+            return
+        self.process = self._popen(subprocess.PIPE)
+        threading.Thread(target=self._copy_output, daemon=True).start()
+
+    def _popen(self, stdout: int | IO[bytes]) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(  # noqa: S603 - argv is built by us, never from input
             self.argv,
             env=self.env,
             cwd=self.cwd,
-            stdout=subprocess.PIPE,
+            stdout=stdout,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        threading.Thread(target=self._copy_output, daemon=True).start()
 
     def _copy_output(self) -> None:
         if self.process is None or self.process.stdout is None:
@@ -184,6 +203,7 @@ class Stack:
     def _check_ports(self) -> None:
         ports = {
             "gateway": self.config.gateway_port,
+            "gateway (internal entry point)": self.config.gateway_internal_port,
             "mail sink (HTTP)": self.config.mail_http_port,
             "mail sink (SMTP)": self.config.smtp_port,
             **self.config.service_ports,
@@ -220,8 +240,18 @@ class Stack:
         }
 
     def gateway_env(self) -> dict[str, str]:
+        """The variables gateway/dynamic.yml's templates read, pointed at this stack."""
         upstreams = {f"{name.upper()}_UPSTREAM": self.config.service_url(name) for name in SERVICES}
-        return {**os.environ, **upstreams, **self.config.extra_env}
+        internal = {"GATEWAY_INTERNAL_URL": self.config.gateway_internal_url}
+        return {**os.environ, **upstreams, **internal, **self.config.extra_env}
+
+    def gateway_argv(self) -> list[str]:
+        config = self.config
+        return traefik_argv(
+            host=config.host,
+            web_port=config.gateway_port,
+            internal_port=config.gateway_internal_port,
+        )
 
     # ---- life cycle ---------------------------------------------------------------------
     def _process(self, name: str, argv: list[str], env: Mapping[str, str], cwd: Path) -> None:
@@ -302,22 +332,7 @@ class Stack:
                     self.service_env(name),
                     REPO_ROOT / "services" / name,
                 )
-            self._process(
-                "gateway",
-                [
-                    sys.executable,
-                    "-m",
-                    "devstack.gateway",
-                    "--config",
-                    str(GATEWAY_CONFIG),
-                    "--host",
-                    config.host,
-                    "--port",
-                    str(config.gateway_port),
-                ],
-                self.gateway_env(),
-                REPO_ROOT,
-            )
+            self._process("gateway", self.gateway_argv(), self.gateway_env(), REPO_ROOT)
             self.wait_until_ready()
         except BaseException:
             self.stop()
@@ -333,7 +348,7 @@ class Stack:
     def _health_url(self, name: str) -> str:
         config = self.config
         if name == "gateway":
-            return f"{config.gateway_url}/api/v1/auth/health"
+            return f"{config.gateway_internal_url}/ping"
         if name == "mailsink":
             return f"{config.mailbox_url}/api/v1/messages"
         return f"{config.service_url(name)}/api/v1/{name}/health"
@@ -355,6 +370,8 @@ class Stack:
     def wait_until_ready(self) -> None:
         for name in self.processes:
             self._wait_for(name, self._health_url(name))
+        # Traefik answers its ping before its file provider has loaded the routes.
+        self._wait_for("gateway", f"{self.config.gateway_url}/api/v1/auth/health")
 
     def stop(self) -> None:
         for process in reversed(list(self.processes.values())):
@@ -387,7 +404,7 @@ def print_urls(config: StackConfig) -> None:
     lines = [
         "",
         "The native stack is up:",
-        f"  gateway        {gateway}",
+        f"  gateway        {gateway}  (Traefik)",
         *(f"  {name:<14} {gateway}/api/v1/{name}/docs" for name in SERVICES),
         f"  mailbox        {config.mailbox_url}/api/v1/messages",
         f"  logs           {config.state_dir / 'logs'}",

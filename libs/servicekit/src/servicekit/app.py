@@ -13,6 +13,7 @@ from servicekit.docs import install_docs
 from servicekit.errors import install_error_handlers
 from servicekit.events.envelope import Handler
 from servicekit.events.workers import Worker, build_consumer, build_relay, running
+from servicekit.gateway_pages import router as gateway_pages_router
 from servicekit.health import router as health_router
 from servicekit.logging import configure_logging
 from servicekit.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
@@ -94,6 +95,7 @@ def create_app(
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.MAX_BODY_BYTES)
     app.add_middleware(RequestContextMiddleware)
     app.include_router(health_router, prefix=prefix)
+    app.include_router(gateway_pages_router)
     for router in routers:
         app.include_router(router, prefix=prefix)
     return app
