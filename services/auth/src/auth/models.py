@@ -11,11 +11,13 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import Field, SQLModel
 
 from servicekit.db import metadata
-from servicekit.events.outbox import OutboxEvent
+from servicekit.events.outbox import register_outbox
 from servicekit.fields import Text, bounded_text
 from servicekit.listing import Page
 
-__all__ = ["metadata", "OutboxEvent"]
+__all__ = ["metadata"]
+
+register_outbox(metadata)  # auth publishes events
 
 
 def utcnow() -> datetime:

@@ -11,10 +11,12 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
 from servicekit.db import metadata
-from servicekit.events.processed import ProcessedEvent
+from servicekit.events.processed import register_processed_events
 from servicekit.listing import Page
 
-__all__ = ["metadata", "ProcessedEvent"]
+__all__ = ["metadata"]
+
+register_processed_events(metadata)  # notifications consumes events
 
 
 def utcnow() -> datetime:
