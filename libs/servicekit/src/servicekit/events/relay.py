@@ -38,6 +38,8 @@ logger = logging.getLogger(__name__)
 
 #: Published rows are kept this long for inspection, then deleted.
 RETENTION = timedelta(days=7)
+#: Seconds before the first retry after a failure (Redis or PostgreSQL down); doubled up to 5.
+FIRST_RETRY = 0.2
 #: How often published rows older than RETENTION are deleted.
 PRUNE_EVERY = 600.0
 #: How often the idle LISTEN connection is checked, to find one that died without a word.
@@ -155,7 +157,7 @@ class OutboxRelay:
             await asyncio.gather(*helpers, return_exceptions=True)
 
     async def _relay(self, stop: asyncio.Event) -> None:
-        backoff = self.poll_interval
+        retry = FIRST_RETRY
         pruned_at = -PRUNE_EVERY
         while not stop.is_set():
             # Cleared before publishing: a commit from now on wakes the next round.
@@ -166,14 +168,14 @@ class OutboxRelay:
                 if time.monotonic() - pruned_at >= PRUNE_EVERY:
                     await self.prune()
                     pruned_at = time.monotonic()
-                backoff = self.poll_interval
+                retry = FIRST_RETRY
                 if published == self.batch_size:
                     continue  # more is waiting: no pause
             except Exception as exc:  # noqa: BLE001 - any failure: keep the rows, retry later
                 logger.warning("outbox relay failed; retrying", extra={"err": str(exc)})
-                backoff = min(backoff * 2, 5.0)
                 # Not cut short by commits: they would only fail the same way.
-                await sleep_unless_stopped(stop, backoff)
+                await sleep_unless_stopped(stop, retry)
+                retry = min(retry * 2, 5.0)
                 continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wakeup.wait(), timeout=self.poll_interval)
