@@ -37,4 +37,7 @@ def build_consumer(app: FastAPI, handlers: Mapping[str, Handler]) -> EventConsum
         stream=settings.EVENT_STREAM,
         claim_idle_ms=settings.EVENT_CLAIM_IDLE_MS,
         max_attempts=settings.EVENT_MAX_ATTEMPTS,
+        # XREADGROUP returns the moment an entry arrives; the block only bounds an idle wait,
+        # and must end well within Redis's socket timeout not to look like an outage.
+        block_ms=max(1, min(1000, int(settings.DEPENDENCY_TIMEOUT * 500))),
     )
