@@ -9,6 +9,7 @@ to every replica's relay, and only if the transaction commits), and once committ
 it calls this process's relay directly (`on_local_commit`), without the round trip.
 """
 
+import logging
 import uuid
 from collections.abc import Callable
 from datetime import datetime
@@ -22,6 +23,8 @@ from sqlmodel import Field
 
 from servicekit.events.envelope import Envelope
 from servicekit.events.tables import PlatformTable, copy_into
+
+logger = logging.getLogger(__name__)
 
 #: The PostgreSQL channel a transaction that staged events notifies as it commits.
 NOTIFY_CHANNEL = "outbox_event"
@@ -113,7 +116,10 @@ def _notify_relays(session: Session) -> None:
 def _wake_local_relays(session: Session) -> None:
     if session.info.pop(_STAGED, False):
         for listener in list(_local_listeners):
-            listener()
+            try:
+                listener()
+            except Exception:  # the change is committed: never fail its request over a wake-up
+                logger.exception("outbox relay could not be woken; its poll will publish")
 
 
 def _forget_staged(session: Session) -> None:
