@@ -1,8 +1,9 @@
 """`make bench`: every benchmark in turn."""
 
-from bench import http_reads, registrations, tokens
+from bench import event_latency, http_reads, registrations, tokens
 
 if __name__ == "__main__":
     tokens.main()
     http_reads.main()
     registrations.main()
+    event_latency.main()

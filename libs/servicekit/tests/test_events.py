@@ -5,6 +5,7 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
+import asyncpg
 import pytest
 import sqlalchemy as sa
 from redis.asyncio import Redis
@@ -12,11 +13,12 @@ from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from devstack.servers import PostgresServer, RedisServer
+from servicekit.background import running
 from servicekit.db import Database
 from servicekit.events.consumer import EventConsumer
 from servicekit.events.envelope import Envelope
-from servicekit.events.outbox import OutboxEvent, add_event
-from servicekit.events.processed import ProcessedEvent
+from servicekit.events.outbox import NOTIFY_CHANNEL, OutboxEvent, add_event, register_outbox
+from servicekit.events.processed import register_processed_events
 from servicekit.events.relay import OutboxRelay
 from servicekit.redis import create_redis
 
@@ -35,12 +37,13 @@ class Effect(SQLModel, table=True):
 @pytest.fixture(scope="module")
 async def database(postgres: PostgresServer) -> AsyncIterator[Database]:
     database = Database(postgres.dsn().replace("postgresql://", "postgresql+asyncpg://"))
-    tables = [OutboxEvent.__table__, ProcessedEvent.__table__, Effect.__table__]
+    schema = sa.MetaData()  # what a service that publishes and consumes events registers
+    tables = [register_outbox(schema), register_processed_events(schema), Effect.__table__]
     async with database.engine.begin() as connection:
-        await connection.run_sync(SQLModel.metadata.create_all, tables=tables)
+        await connection.run_sync(schema.create_all, tables=tables)
     yield database
     async with database.engine.begin() as connection:
-        await connection.run_sync(SQLModel.metadata.drop_all, tables=tables)
+        await connection.run_sync(schema.drop_all, tables=tables)
     await database.dispose()
 
 
@@ -311,3 +314,109 @@ async def test_the_consumer_loop_recreates_its_group_after_redis_lost_it(
     stop.set()
     await task
     assert await effects(database) == ["after the wipe"]
+
+
+# The relay publishes as soon as a transaction with events commits. Its poll is set to an
+# hour below, so an event that arrives can only have been brought by the wake-up.
+HOUR = 3600.0
+
+
+def waking_relay(database: Database, redis: Redis, postgres: PostgresServer | None) -> OutboxRelay:
+    return OutboxRelay(
+        sessionmaker=database.sessionmaker, redis=redis, stream=STREAM, name="demo",
+        listen_dsn=postgres.dsn() if postgres is not None else None, poll_interval=HOUR,
+    )  # fmt: skip
+
+
+async def published_notes(redis: Redis, count: int) -> list[str]:
+    """The notes of the first `count` events in the stream, once that many are there."""
+    for _ in range(400):
+        if await redis.xlen(STREAM) >= count:
+            break
+        await asyncio.sleep(0.05)
+    entries = await redis.xrange(STREAM)
+    return [Envelope.model_validate_json(fields["envelope"]).data["note"] for _, fields in entries]
+
+
+async def stage_elsewhere(database: Database, note: str) -> None:
+    """A commit as another replica makes it: the row and its NOTIFY, but no call in this process."""
+    envelope = Envelope(type="demo.happened", producer="demo", data={"note": note})
+    async with database.sessionmaker() as session:
+        session.add(
+            OutboxEvent(id=envelope.id, type=envelope.type, occurred_at=envelope.occurred_at,
+                        producer=envelope.producer, data=envelope.data)
+        )  # fmt: skip
+        await session.exec(sa.select(sa.func.pg_notify(NOTIFY_CHANNEL, "")))
+        await session.commit()
+
+
+async def listener_pids(database: Database, relay: OutboxRelay) -> list[int]:
+    """Backends of the relay's LISTEN connection; waits a while for one to be there."""
+    for _ in range(400):
+        async with database.engine.connect() as connection:
+            rows = await connection.exec_driver_sql(
+                "SELECT pid FROM pg_stat_activity WHERE application_name = $1",
+                (relay.listener_name,),
+            )
+            pids = [pid for (pid,) in rows]
+        if pids:
+            return pids
+        await asyncio.sleep(0.05)
+    return []
+
+
+def test_importing_the_event_modules_adds_no_table_to_a_service() -> None:
+    assert not {"outbox_event", "processed_event"} & set(SQLModel.metadata.tables)
+
+
+async def test_a_commit_in_this_process_wakes_the_relay_before_its_poll(
+    database: Database, redis: Redis
+) -> None:
+    await stage(database, "before the relay started")
+    async with running(waking_relay(database, redis, postgres=None).run):
+        assert await published_notes(redis, 1) == ["before the relay started"]
+        await stage(database, "while the relay waits")
+        assert await published_notes(redis, 2) == [
+            "before the relay started",
+            "while the relay waits",
+        ]
+
+
+async def test_a_commit_with_events_notifies_other_replicas(
+    database: Database, postgres: PostgresServer
+) -> None:
+    heard: asyncio.Queue[str] = asyncio.Queue()
+    listener = await asyncpg.connect(postgres.dsn())
+    try:
+        await listener.add_listener(NOTIFY_CHANNEL, lambda *args: heard.put_nowait(args[2]))
+        await stage(database, "told everyone")
+        assert await asyncio.wait_for(heard.get(), timeout=20) == NOTIFY_CHANNEL
+    finally:
+        await listener.close()
+
+
+async def test_a_commit_by_another_replica_wakes_the_relay_through_notify(
+    database: Database, redis: Redis, postgres: PostgresServer
+) -> None:
+    relay = waking_relay(database, redis, postgres)
+    async with running(relay.run):
+        assert await listener_pids(database, relay)
+        await stage_elsewhere(database, "from another replica")
+        assert await published_notes(redis, 1) == ["from another replica"]
+
+
+async def test_the_relay_listens_again_after_its_connection_is_terminated(
+    database: Database, redis: Redis, postgres: PostgresServer
+) -> None:
+    relay = waking_relay(database, redis, postgres)
+    async with running(relay.run):
+        [first] = await listener_pids(database, relay)
+        async with database.engine.connect() as connection:
+            await connection.exec_driver_sql("SELECT pg_terminate_backend($1)", (first,))
+        for _ in range(400):
+            if (pids := await listener_pids(database, relay)) and first not in pids:
+                break
+            await asyncio.sleep(0.05)
+        assert pids and first not in pids
+        await stage_elsewhere(database, "after the listener came back")
+        assert await published_notes(redis, 1) == ["after the listener came back"]

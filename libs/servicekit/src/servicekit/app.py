@@ -8,11 +8,12 @@ from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontext
 from fastapi import APIRouter, FastAPI
 
 from servicekit.auth import KeySource, build_verifier
+from servicekit.background import Worker, running
 from servicekit.db import Database
 from servicekit.docs import install_docs
 from servicekit.errors import install_error_handlers
 from servicekit.events.envelope import Handler
-from servicekit.events.workers import Worker, build_consumer, build_relay, running
+from servicekit.events.workers import build_consumer, build_relay
 from servicekit.gateway_pages import router as gateway_pages_router
 from servicekit.health import router as health_router
 from servicekit.logging import configure_logging

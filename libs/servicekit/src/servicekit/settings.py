@@ -49,8 +49,12 @@ class ServiceSettings(BaseSettings):
     EVENT_CLAIM_IDLE_MS: int = 30_000
     #: Attempts of a failing handler before the event is parked in the dead-letter stream.
     EVENT_MAX_ATTEMPTS: int = 3
-    #: Seconds the relay sleeps when the outbox is empty.
-    OUTBOX_POLL_INTERVAL: float = 0.2
+    #: Wake the outbox relay when a transaction with events commits (this process's commits
+    #: directly, other replicas' through PostgreSQL NOTIFY); off, it only polls.
+    OUTBOX_WAKE_ON_COMMIT: bool = True
+    #: Seconds between the relay's looks at the outbox when nothing woke it: the safety net
+    #: for a notification missed while its LISTEN connection was down.
+    OUTBOX_POLL_INTERVAL: float = 5.0
 
     @property
     def api_prefix(self) -> str:

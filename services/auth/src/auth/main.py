@@ -12,7 +12,7 @@ from auth.routes import router
 from auth.settings import settings
 from servicekit.app import create_app
 from servicekit.auth import StaticKeySource
-from servicekit.events.workers import running
+from servicekit.background import running
 
 keyring = load_keyring(settings)
 

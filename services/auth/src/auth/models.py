@@ -12,12 +12,14 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import Field, SQLModel
 
 from servicekit.db import metadata
-from servicekit.events.outbox import OutboxEvent
+from servicekit.events.outbox import register_outbox
 from servicekit.fields import Text, bounded_text
 from servicekit.listing import Page
 from servicekit.timestamps import timestamp_field, utcnow
 
-__all__ = ["metadata", "OutboxEvent"]
+__all__ = ["metadata"]
+
+register_outbox(metadata)  # auth publishes events
 
 
 class Role(StrEnum):

@@ -22,7 +22,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from auth.models import Revocation, RevocationKind
 from auth.settings import settings
 from servicekit import revocation
-from servicekit.events.workers import sleep_unless_stopped
+from servicekit.background import sleep_unless_stopped
 from servicekit.timestamps import utcnow
 
 logger = logging.getLogger(__name__)

@@ -13,13 +13,17 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import Field, SQLModel
 
 from servicekit.db import metadata
-from servicekit.events.outbox import OutboxEvent
-from servicekit.events.processed import ProcessedEvent
+from servicekit.events.outbox import register_outbox
+from servicekit.events.processed import register_processed_events
 from servicekit.fields import bounded_text
 from servicekit.listing import Page
 from servicekit.timestamps import timestamp_field, utcnow
 
-__all__ = ["metadata", "OutboxEvent", "ProcessedEvent"]
+__all__ = ["metadata"]
+
+# items publishes events and consumes them.
+register_outbox(metadata)
+register_processed_events(metadata)
 
 
 MAX_TAGS = 20

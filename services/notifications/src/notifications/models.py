@@ -11,11 +11,13 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
 from servicekit.db import metadata
-from servicekit.events.processed import ProcessedEvent
+from servicekit.events.processed import register_processed_events
 from servicekit.listing import Page
 from servicekit.timestamps import timestamp_field, utcnow
 
-__all__ = ["metadata", "ProcessedEvent"]
+__all__ = ["metadata"]
+
+register_processed_events(metadata)  # notifications consumes events
 
 
 class NotificationKind(StrEnum):

@@ -16,12 +16,14 @@ from pydantic import (
 from sqlmodel import Field, SQLModel
 
 from servicekit.db import metadata
-from servicekit.events.processed import ProcessedEvent
+from servicekit.events.processed import register_processed_events
 from servicekit.fields import Text, bounded_text
 from servicekit.listing import Page
 from servicekit.timestamps import timestamp_field, utcnow
 
-__all__ = ["metadata", "ProcessedEvent"]
+__all__ = ["metadata"]
+
+register_processed_events(metadata)  # users consumes events
 
 DISPLAY_NAME_MAX = 64
 AVATAR_URL_MAX = 2048

@@ -1,1 +1,2 @@
-"""Events between services: the envelope, the transactional outbox, the relay and the consumer."""
+"""Events between services: the envelope; the outbox and the relay that publishes it; the
+consumer and its record of handled events; the workers a service runs, built from settings."""

@@ -24,10 +24,10 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from servicekit.background import sleep_unless_stopped
 from servicekit.db import is_database_unavailable
 from servicekit.events.envelope import Envelope, Handler
 from servicekit.events.processed import ProcessedEvent
-from servicekit.events.workers import sleep_unless_stopped
 from servicekit.logging import request_id_var
 
 logger = logging.getLogger(__name__)

@@ -1,45 +1,33 @@
-"""Background workers a service runs beside its routes: the outbox relay and the consumer."""
+"""The event workers a service runs beside its routes, built from its settings."""
 
-import asyncio
-import contextlib
-import logging
-from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
 
 from fastapi import FastAPI
+from sqlalchemy import make_url
 
+from servicekit.events.consumer import EventConsumer
 from servicekit.events.envelope import Handler
+from servicekit.events.relay import OutboxRelay
 from servicekit.settings import ServiceSettings
 
-if TYPE_CHECKING:
-    from servicekit.events.consumer import EventConsumer
-    from servicekit.events.relay import OutboxRelay
 
-logger = logging.getLogger(__name__)
-
-Worker = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
-
-
-# The relay and consumer modules are imported on use: importing them registers their
-# tables, and a service's metadata must hold only the tables it migrates.
-
-
-def build_relay(app: FastAPI) -> "OutboxRelay":
-    from servicekit.events.relay import OutboxRelay
-
+def build_relay(app: FastAPI) -> OutboxRelay:
     settings: ServiceSettings = app.state.settings
+    # asyncpg itself LISTENs: the same database, in libpq's spelling of the URL.
+    listen_dsn = make_url(settings.DATABASE_URL).set(drivername="postgresql")
     return OutboxRelay(
         sessionmaker=app.state.database.sessionmaker,
         redis=app.state.redis,
         stream=settings.EVENT_STREAM,
         name=settings.SERVICE_NAME,
+        listen_dsn=listen_dsn.render_as_string(hide_password=False),
+        wake_on_commit=settings.OUTBOX_WAKE_ON_COMMIT,
         poll_interval=settings.OUTBOX_POLL_INTERVAL,
+        connect_timeout=settings.DEPENDENCY_TIMEOUT,
     )
 
 
-def build_consumer(app: FastAPI, handlers: Mapping[str, Handler]) -> "EventConsumer":
-    from servicekit.events.consumer import EventConsumer
-
+def build_consumer(app: FastAPI, handlers: Mapping[str, Handler]) -> EventConsumer:
     settings: ServiceSettings = app.state.settings
     return EventConsumer(
         group=settings.SERVICE_NAME,
@@ -49,28 +37,7 @@ def build_consumer(app: FastAPI, handlers: Mapping[str, Handler]) -> "EventConsu
         stream=settings.EVENT_STREAM,
         claim_idle_ms=settings.EVENT_CLAIM_IDLE_MS,
         max_attempts=settings.EVENT_MAX_ATTEMPTS,
+        # XREADGROUP returns the moment an entry arrives; the block only bounds an idle wait,
+        # and must end well within Redis's socket timeout not to look like an outage.
+        block_ms=max(1, min(1000, int(settings.DEPENDENCY_TIMEOUT * 500))),
     )
-
-
-async def sleep_unless_stopped(stop: asyncio.Event, seconds: float) -> None:
-    """Pause a worker loop, waking at once when the service shuts down."""
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), timeout=seconds)
-
-
-@contextlib.asynccontextmanager
-async def running(*workers: Worker) -> AsyncIterator[None]:
-    """Run workers for the span of the block; on exit, ask them to stop, then cancel."""
-    stop = asyncio.Event()
-    tasks: list[asyncio.Task[None]] = [asyncio.create_task(worker(stop)) for worker in workers]
-    try:
-        yield
-    finally:
-        stop.set()
-        if tasks:
-            done, pending = await asyncio.wait(tasks, timeout=5)
-            for task in pending:
-                task.cancel()
-            for task in done:
-                if not task.cancelled() and task.exception() is not None:
-                    logger.error("worker crashed", exc_info=task.exception())
