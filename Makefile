@@ -4,7 +4,7 @@
 export PATH := $(CURDIR)/.dev/bin:$(PATH)
 UV ?= uv
 .DEFAULT_GOAL := dev
-BOOTSTRAP_FOR := $(if $(filter test test-e2e e2e-compose,$(MAKECMDGOALS)),test,dev)
+BOOTSTRAP_FOR := $(if $(filter test test-e2e e2e-compose,$(MAKECMDGOALS)),test,$(if $(filter bench,$(MAKECMDGOALS)),bench,dev))
 SERVICES := auth users items notifications
 PYTEST := $(UV) run pytest
 

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Install what `make dev` or `make test` needs and this machine lacks; quiet when all is there.
 #
-#   scripts/bootstrap.sh [dev|test]
+#   scripts/bootstrap.sh [dev|test|bench]
 #
 # dev:  uv (pip-installed into .dev/tools when none works), the locked dependencies
 #       (`uv sync --frozen`), and the PostgreSQL and Redis server packages when their binaries
 #       are absent: `make dev --private`, the tests and the benchmarks start their own servers.
 # test: the same, plus Debian's Chromium for the browser tests (Playwright never downloads one).
+# bench: the same as dev, plus wrk, the HTTP load generator bench/http_reads.py drives.
 #
 # A working uv is linked as .dev/bin/uv, which the Makefile puts first on PATH: a uv that pip
 # left in ~/.local/bin, a pyenv version or a virtual environment is found without PATH edits.
@@ -16,8 +17,8 @@ cd "$(dirname "$0")/.."
 
 purpose="${1:-dev}"
 case "$purpose" in
-    dev | test) ;;
-    *) echo "usage: $0 [dev|test]" >&2 && exit 2 ;;
+    dev | test | bench) ;;
+    *) echo "usage: $0 [dev|test|bench]" >&2 && exit 2 ;;
 esac
 
 TOOLS=.dev/tools # the private virtual environment that holds a pip-installed uv
@@ -102,6 +103,9 @@ if ! command -v redis-server >/dev/null && [ ! -x /usr/bin/redis-server ]; then
 fi
 if [ "$purpose" = test ] && ! command -v chromium >/dev/null; then
     packages+=(chromium)
+fi
+if [ "$purpose" = bench ] && ! command -v wrk >/dev/null; then
+    packages+=(wrk)
 fi
 if [ "${#packages[@]}" -gt 0 ]; then
     if [ "$purpose" = dev ] && [ "$(id -u)" -ne 0 ]; then

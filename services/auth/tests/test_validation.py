@@ -9,8 +9,8 @@ import pytest
 from fastapi import FastAPI
 
 from auth.main import app as auth_app
-from servicekit.testing import TEST_PASSWORD as PASSWORD
-from servicekit.testing import bearer
+from servicekit_testing import TEST_PASSWORD as PASSWORD
+from servicekit_testing import bearer
 
 FORM = "application/x-www-form-urlencoded"
 JSON = "application/json"
