@@ -3,7 +3,9 @@
 `uv run python -m bench.event_latency [registrations]`. Runs a private native stack twice:
 once with the outbox relay only polling every 0.2 s (the behaviour before the wake-up,
 `OUTBOX_WAKE_ON_COMMIT=false`), once with the relay woken by the commit. Accounts are
-registered one after another straight at the auth service, so each event travels alone.
+registered one after another straight at the auth service, so each event travels alone: first
+back to back (the next registration's Argon2 hash competes with the event for the two cores),
+then paced, 50 ms apart, so that each event crosses an otherwise idle machine.
 
 The latency of one event is read from the two databases, on the same clock: from the
 event's `occurred_at` (stamped in the registering transaction, just before its commit) to
@@ -23,6 +25,8 @@ import httpx
 from devstack.stack import Stack, StackConfig
 
 REGISTRATIONS = 300
+#: Between two paced registrations: longer than an event takes to arrive once woken.
+IDLE_GAP = 0.05
 PASSWORD = "correct horse battery"
 POLLING_ONLY = {"OUTBOX_WAKE_ON_COMMIT": "false", "OUTBOX_POLL_INTERVAL": "0.2"}
 
@@ -31,7 +35,7 @@ def _dsn(stack: Stack, service: str) -> str:
     return stack.database_url(service).replace("postgresql+asyncpg://", "postgresql://")
 
 
-async def register(stack: Stack, emails: list[str]) -> None:
+async def register(stack: Stack, emails: list[str], *, gap: float) -> None:
     async with httpx.AsyncClient(base_url=stack.config.service_url("auth"), timeout=30) as client:
         for email in emails:
             response = await client.post(
@@ -39,6 +43,7 @@ async def register(stack: Stack, emails: list[str]) -> None:
             )
             if response.status_code != 201:
                 raise SystemExit(f"registration failed: {response.status_code} {response.text}")
+            await asyncio.sleep(gap)
 
 
 async def applied_at(stack: Stack, emails: list[str], *, wait: float = 60) -> dict[str, float]:
@@ -71,22 +76,28 @@ async def committed_at(stack: Stack, emails: list[str]) -> dict[str, float]:
         await auth.close()
 
 
-async def latencies_ms(stack: Stack, count: int) -> tuple[list[float], int]:
+Result = tuple[list[float], int]
+
+
+async def latencies_ms(stack: Stack, count: int, *, gap: float) -> Result:
     """Each event's latency in ms, and how many never reached the users service."""
     run = uuid.uuid4().hex[:6]
     emails = [f"latency-{run}-{n}@example.com" for n in range(count)]
-    await register(stack, emails)
+    await register(stack, emails, gap=gap)
     applied = await applied_at(stack, emails)
     committed = await committed_at(stack, emails)
     found = [email for email in emails if email in applied and email in committed]
     return [(applied[e] - committed[e]) * 1000 for e in found], count - len(found)
 
 
-def measure(extra_env: dict[str, str], count: int) -> tuple[list[float], int]:
+def measure(extra_env: dict[str, str], count: int) -> tuple[Result, Result]:
+    """Back to back, then paced, on one stack."""
     stack = Stack(StackConfig.isolated(extra_env=extra_env))
     stack.start()
     try:
-        return asyncio.run(latencies_ms(stack, count))
+        busy = asyncio.run(latencies_ms(stack, count, gap=0))
+        idle = asyncio.run(latencies_ms(stack, count, gap=IDLE_GAP))
+        return busy, idle
     finally:
         stack.stop()
 
@@ -103,10 +114,13 @@ def summary(label: str, latencies: list[float], missing: int) -> str:
 
 def main(count: int = REGISTRATIONS) -> None:
     print(f"user.registered, auth commit -> users profile, {count} registrations one at a time")
-    polling = measure(POLLING_ONLY, count)
-    print(summary("  relay polling every 0.2 s (before)", *polling))
-    woken = measure({}, count)
-    print(summary("  relay woken at commit (now)       ", *woken))
+    for label, extra_env in (
+        ("relay polling every 0.2 s (before)", POLLING_ONLY),
+        ("relay woken at commit (now)", {}),
+    ):
+        busy, idle = measure(extra_env, count)
+        print(summary(f"  {label}, back to back", *busy))
+        print(summary(f"  {label}, {IDLE_GAP * 1000:.0f} ms apart ", *idle))
 
 
 if __name__ == "__main__":
