@@ -347,6 +347,16 @@ def test_an_unreachable_upstream_is_a_json_502_with_every_header(
     assert others == [200, 200]
 
 
+def test_error_pages_render_while_the_dead_upstream_is_still_in_the_page_pool(
+    gateway_with_items_down: str,
+) -> None:
+    # The page pool holds all four services and spreads requests over them; until a health
+    # check marks items down, a page request may pick it and must be sent to another.
+    with client(gateway_with_items_down) as http:
+        responses = [http.get(f"/api/v1/items/{n}") for n in range(8)]
+    assert [(r.status_code, r.json()) for r in responses] == [(502, {"detail": "Bad Gateway"})] * 8
+
+
 @pytest.mark.parametrize("code", [404, 500, 503])
 def test_the_services_own_errors_pass_through_unchanged(gateway: str, code: int) -> None:
     with client(gateway) as http:
