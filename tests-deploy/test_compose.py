@@ -388,9 +388,15 @@ def test_gateway_routes_reach_the_compose_services(compose: dict[str, Any]) -> N
         assert router["service"] == name
         servers = [server["url"] for server in http["services"][name]["loadBalancer"]["servers"]]
         assert servers == [f"http://{name}:{entrypoint.PORT}"]
+    # Besides the services, Traefik may call itself on its internal entry point (error pages).
+    static = yaml.safe_load((REPO_ROOT / "gateway" / "traefik.yml").read_text())
+    internal_port = int(static["entryPoints"]["traefik"]["address"].rpartition(":")[2])
     for service in http["services"].values():
         for server in service["loadBalancer"]["servers"]:
             url = urlsplit(server["url"])
+            if url.hostname == "127.0.0.1":
+                assert url.port == internal_port, f"{server} is not this Traefik's internal port"
+                continue
             assert url.hostname in SERVICES, f"{server} is not a compose service"
             assert url.port == entrypoint.PORT, f"{server}: uvicorn listens on {entrypoint.PORT}"
     # The rate limit compose configures is the one the gateway applies.
