@@ -31,10 +31,6 @@ PASSWORD = "correct horse battery"
 POLLING_ONLY = {"OUTBOX_WAKE_ON_COMMIT": "false", "OUTBOX_POLL_INTERVAL": "0.2"}
 
 
-def _dsn(stack: Stack, service: str) -> str:
-    return stack.database_url(service).replace("postgresql+asyncpg://", "postgresql://")
-
-
 async def register(stack: Stack, emails: list[str], *, gap: float) -> None:
     async with httpx.AsyncClient(base_url=stack.config.service_url("auth"), timeout=30) as client:
         for email in emails:
@@ -48,7 +44,7 @@ async def register(stack: Stack, emails: list[str], *, gap: float) -> None:
 
 async def applied_at(stack: Stack, emails: list[str], *, wait: float = 60) -> dict[str, float]:
     """When the users service wrote each email into its profile (epoch seconds)."""
-    users = await asyncpg.connect(_dsn(stack, "users"))
+    users = await asyncpg.connect(stack.database_url("users", scheme="postgresql"))
     try:
         deadline = time.monotonic() + wait
         while True:
@@ -64,7 +60,7 @@ async def applied_at(stack: Stack, emails: list[str], *, wait: float = 60) -> di
 
 async def committed_at(stack: Stack, emails: list[str]) -> dict[str, float]:
     """When each registration's `user.registered` was staged (epoch seconds)."""
-    auth = await asyncpg.connect(_dsn(stack, "auth"))
+    auth = await asyncpg.connect(stack.database_url("auth", scheme="postgresql"))
     try:
         rows = await auth.fetch(
             "SELECT data->>'email' AS email, occurred_at FROM outbox_event"

@@ -104,7 +104,7 @@ def main() -> None:
         floor_env = {
             **os.environ,
             "FLOOR_REDIS_URL": stack.redis_url,
-            "FLOOR_POSTGRES_DSN": stack.database_url("items").replace("+asyncpg", ""),
+            "FLOOR_POSTGRES_DSN": stack.database_url("items", scheme="postgresql"),
         }
         bare = _serve("bench.bare:app", bare_port)
         floor = _serve("bench.floor:app", floor_port, floor_env)

@@ -13,28 +13,17 @@ def a_conftest_using_the_kit(pytester: pytest.Pytester) -> None:
     pytester.makeconftest('pytest_plugins = ["servicekit_testing.plugin"]\n')
 
 
-def test_a_conftest_without_its_app_is_told_to_define_service_app(
-    pytester: pytest.Pytester,
+@pytest.mark.parametrize("fixture", ["service_app", "service_dir"])
+def test_a_conftest_without_its_app_or_folder_is_told_to_define_it(
+    pytester: pytest.Pytester, fixture: str
 ) -> None:
     a_conftest_using_the_kit(pytester)
-    pytester.makepyfile("def test_anything(service_app):\n    pass\n")
+    pytester.makepyfile(f"def test_anything({fixture}):\n    pass\n")
 
     result = pytester.runpytest_inprocess()
 
     result.assert_outcomes(errors=1)
-    result.stdout.fnmatch_lines(["*conftest.py must define a `service_app` fixture*"])
-
-
-def test_a_conftest_without_its_folder_is_told_to_define_service_dir(
-    pytester: pytest.Pytester,
-) -> None:
-    a_conftest_using_the_kit(pytester)
-    pytester.makepyfile("def test_anything(service_dir):\n    pass\n")
-
-    result = pytester.runpytest_inprocess()
-
-    result.assert_outcomes(errors=1)
-    result.stdout.fnmatch_lines(["*conftest.py must define a `service_dir` fixture*"])
+    result.stdout.fnmatch_lines([f"*conftest.py must define a `{fixture}` fixture*"])
 
 
 def test_a_conftest_that_never_prepared_the_environment_is_told_so(

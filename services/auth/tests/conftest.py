@@ -23,21 +23,13 @@ from sqlalchemy import text  # noqa: E402
 from auth import service  # noqa: E402
 from auth.main import app as auth_app  # noqa: E402
 from servicekit_testing import TEST_PASSWORD as PASSWORD  # noqa: E402
+from servicekit_testing import service_fixtures  # noqa: E402
 
 pytest_plugins = ["servicekit_testing.plugin"]
+service_app, service_dir = service_fixtures(auth_app, Path(__file__).resolve().parents[1])
 
 Register = Callable[..., Awaitable[dict[str, Any]]]
 Login = Callable[..., Awaitable[dict[str, Any]]]
-
-
-@pytest.fixture(scope="session")
-def service_app() -> FastAPI:
-    return auth_app
-
-
-@pytest.fixture(scope="session")
-def service_dir() -> Path:
-    return Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture

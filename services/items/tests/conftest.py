@@ -17,23 +17,14 @@ from sqlmodel import col, select  # noqa: E402
 from items.main import app as items_app  # noqa: E402
 from items.models import Item  # noqa: E402
 from servicekit.events.outbox import OutboxEvent  # noqa: E402
-from servicekit_testing import Headers  # noqa: E402
+from servicekit_testing import Headers, service_fixtures  # noqa: E402
 
 pytest_plugins = ["servicekit_testing.plugin"]
+service_app, service_dir = service_fixtures(items_app, Path(__file__).resolve().parents[1])
 
 ITEMS = "/api/v1/items"
 
 CreateItem = Callable[..., Awaitable[dict[str, Any]]]
-
-
-@pytest.fixture(scope="session")
-def service_app() -> FastAPI:
-    return items_app
-
-
-@pytest.fixture(scope="session")
-def service_dir() -> Path:
-    return Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture

@@ -36,9 +36,10 @@ from notifications.main import app as notifications_app  # noqa: E402
 from notifications.models import Delivery, Notification, utcnow  # noqa: E402
 from notifications.settings import settings  # noqa: E402
 from servicekit.events.envelope import Envelope  # noqa: E402
-from servicekit_testing import TokenFactory  # noqa: E402
+from servicekit_testing import TokenFactory, service_fixtures  # noqa: E402
 
 pytest_plugins = ["servicekit_testing.plugin"]
+service_app, service_dir = service_fixtures(notifications_app, Path(__file__).resolve().parents[1])
 
 NOTIFICATIONS = "/api/v1/notifications"
 
@@ -47,16 +48,6 @@ AddNotification = Callable[..., Awaitable[Notification]]
 AddDelivery = Callable[..., Awaitable[Delivery]]
 MakeMailer = Callable[..., Mailer]
 LoadDelivery = Callable[[uuid.UUID], Awaitable[Delivery]]
-
-
-@pytest.fixture(scope="session")
-def service_app() -> FastAPI:
-    return notifications_app
-
-
-@pytest.fixture(scope="session")
-def service_dir() -> Path:
-    return Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture

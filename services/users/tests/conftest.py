@@ -12,21 +12,13 @@ from fastapi import FastAPI  # noqa: E402
 from sqlmodel import col, select  # noqa: E402
 
 from servicekit.events.envelope import Envelope  # noqa: E402
+from servicekit_testing import service_fixtures  # noqa: E402
 from users.events import HANDLERS  # noqa: E402
 from users.main import app as users_app  # noqa: E402
 from users.models import Profile  # noqa: E402
 
 pytest_plugins = ["servicekit_testing.plugin"]
-
-
-@pytest.fixture(scope="session")
-def service_app() -> FastAPI:
-    return users_app
-
-
-@pytest.fixture(scope="session")
-def service_dir() -> Path:
-    return Path(__file__).resolve().parents[1]
+service_app, service_dir = service_fixtures(users_app, Path(__file__).resolve().parents[1])
 
 
 @pytest.fixture

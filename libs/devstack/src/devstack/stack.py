@@ -24,12 +24,12 @@ import asyncpg
 import httpx
 import redis
 
+from devstack import REPO_ROOT
 from devstack.ports import PortInUse, ensure_port_free, free_port
 from devstack.provision import SERVICES, ensure_service_database
 from devstack.servers import PostgresServer, RedisServer
 from devstack.traefik import traefik_argv
 
-REPO_ROOT = Path(__file__).resolve().parents[4]
 DEFAULT_SERVICE_PORTS = {"auth": 8001, "users": 8002, "items": 8003, "notifications": 8004}
 
 
@@ -215,11 +215,10 @@ class Stack:
                 raise StackError(f"{exc} (needed by the {owner}); stop what holds it") from exc
 
     # ---- environment --------------------------------------------------------------------
-    def database_url(self, name: str) -> str:
+    def database_url(self, name: str, *, scheme: str = "postgresql+asyncpg") -> str:
+        """The service's own database, as its settings name it (`scheme="postgresql"`: libpq's)."""
         admin = httpx.URL(self.postgres_admin_dsn)
-        return (
-            f"postgresql+asyncpg://{name}:{name}-dev-only@{admin.host}:{admin.port or 5432}/{name}"
-        )
+        return f"{scheme}://{name}:{name}-dev-only@{admin.host}:{admin.port or 5432}/{name}"
 
     def service_env(self, name: str) -> dict[str, str]:
         """What a service reads from its environment, pointed at this stack."""

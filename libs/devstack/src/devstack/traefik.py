@@ -17,7 +17,9 @@ from typing import Any
 
 import yaml
 
-GATEWAY_DIR = Path(__file__).resolve().parents[4] / "gateway"
+from devstack import REPO_ROOT
+
+GATEWAY_DIR = REPO_ROOT / "gateway"
 STATIC_CONFIG = GATEWAY_DIR / "traefik.yml"
 DYNAMIC_CONFIG = GATEWAY_DIR / "dynamic.yml"
 

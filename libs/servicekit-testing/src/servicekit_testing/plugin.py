@@ -1,11 +1,11 @@
 """Pytest fixtures for a service's tests: its app running on a fresh database and a private Redis.
 
 Enabled by a service's conftest with `pytest_plugins = ["servicekit_testing.plugin"]`; the
-conftest overrides `service_app` and `service_dir`, so this kit never learns which services
-exist or where they live. The database is created and migrated with the service's real
-migrations once per session, and dropped after it. Tables are emptied after each test rather
-than rolled back: several tests need real commits seen by concurrent transactions (refresh
-races, If-Match races).
+conftest provides `service_app` and `service_dir` (`service_fixtures`), so this kit never
+learns which services exist or where they live. The database is created and migrated with
+the service's real migrations once per session, and dropped after it. Tables are emptied
+after each test rather than rolled back: several tests need real commits seen by concurrent
+transactions (refresh races, If-Match races).
 """
 
 import uuid
@@ -37,13 +37,21 @@ from servicekit_testing.tokens import Headers, TokenFactory
 @pytest.fixture(scope="session")
 def service_app() -> FastAPI:
     """The app under test: each service's conftest overrides this with its `main.app`."""
-    pytest.fail("the service's conftest.py must define a `service_app` fixture", pytrace=False)
+    pytest.fail(
+        "the service's conftest.py must define a `service_app` fixture "
+        "(service_app, service_dir = service_fixtures(app, folder))",
+        pytrace=False,
+    )
 
 
 @pytest.fixture(scope="session")
 def service_dir() -> Path:
     """The folder holding the service's alembic.ini: overridden by the service's conftest."""
-    pytest.fail("the service's conftest.py must define a `service_dir` fixture", pytrace=False)
+    pytest.fail(
+        "the service's conftest.py must define a `service_dir` fixture "
+        "(service_app, service_dir = service_fixtures(app, folder))",
+        pytrace=False,
+    )
 
 
 # ---- the run's private database and Redis --------------------------------------------------

@@ -119,7 +119,9 @@ class Database:
             self.engine, class_=AsyncSession, expire_on_commit=False
         )
         self.connect_timeout = connect_timeout
-        self._read_pool_dsn = make_url(url).set(drivername="postgresql")
+        #: The same database in libpq's spelling, for asyncpg's own connections (the read
+        #: pool, the outbox relay's LISTEN).
+        self.dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
         self._read_pool_size = read_pool_size
         self._reads: asyncpg.Pool | None = None
 
@@ -127,7 +129,7 @@ class Database:
         """Create the read pool. Its connections open on first use (min_size=0), so a service
         starts, and answers 503, while PostgreSQL is down, as it does through the engine."""
         self._reads = await asyncpg.create_pool(
-            self._read_pool_dsn.render_as_string(hide_password=False),
+            self.dsn,
             min_size=0,
             max_size=self._read_pool_size,
             reset=_keep_session_state,

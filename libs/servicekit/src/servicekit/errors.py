@@ -146,7 +146,7 @@ def _is_refused_value(exc: Exception) -> bool:
     )
 
 
-def refused_value_errors(request: Request) -> list[dict[str, Any]]:
+def _refused_value_errors(request: Request) -> list[dict[str, Any]]:
     """A value PostgreSQL refused, in FastAPI's 422 shape.
 
     The last resort behind the field types of `servicekit.fields`, which name the field: the
@@ -198,7 +198,7 @@ def install_error_handlers(app: FastAPI) -> None:
             return JSONResponse({"detail": "The database is unavailable; try again shortly"}, 503)
         if _is_refused_value(exc):
             # Input the schema let through but PostgreSQL refuses (an out-of-range number...).
-            return JSONResponse({"detail": refused_value_errors(request)}, 422)
+            return JSONResponse({"detail": _refused_value_errors(request)}, 422)
         logger.exception("database error")
         return JSONResponse({"detail": "Internal server error"}, 500)
 

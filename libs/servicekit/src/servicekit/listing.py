@@ -58,13 +58,19 @@ class PageQuery:
         )
 
 
+async def count_rows(database: Database, query: PageQuery, **params: Any) -> int:
+    """How many rows `query` matches in all."""
+    counted = await database.fetch_one(query.count, **params)
+    return int(counted[0]) if counted is not None else 0
+
+
 async def fetch_rows(
     database: Database, query: PageQuery, *, limit: int, offset: int, **params: Any
 ) -> tuple[list[asyncpg.Record], int]:
     """One page of `query`'s rows, and how many rows it matches in all."""
-    counted = await database.fetch_one(query.count, **params)
+    total = await count_rows(database, query, **params)
     rows = await database.fetch_all(query.page, limit=limit, offset=offset, **params)
-    return rows, counted[0] if counted is not None else 0
+    return rows, total
 
 
 P = TypeVar("P", bound=Page[Any])

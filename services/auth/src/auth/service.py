@@ -11,11 +11,12 @@ tokens are merely revoked early, which is the safe side.
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from redis.asyncio import Redis
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -395,6 +396,15 @@ async def logout_all(*, session: AsyncSession, redis: Redis, caller: Principal) 
     await session.commit()
 
 
+def _live_sessions_of(user_id: Any, now: Any) -> tuple[ColumnElement[bool], ...]:
+    """The user's sessions not ended and not expired (values or bound parameters)."""
+    return (
+        col(LoginSession.user_id) == user_id,
+        col(LoginSession.revoked_at).is_(None),
+        col(LoginSession.expires_at) > now,
+    )
+
+
 _LIVE_SESSIONS = PageQuery(
     LoginSession,
     columns=(
@@ -405,11 +415,7 @@ _LIVE_SESSIONS = PageQuery(
         col(LoginSession.ip),
         (col(LoginSession.id) == sa.bindparam("current_sid")).label("current"),
     ),
-    where=(
-        col(LoginSession.user_id) == sa.bindparam("user_id"),
-        col(LoginSession.revoked_at).is_(None),
-        col(LoginSession.expires_at) > sa.bindparam("now"),
-    ),
+    where=_live_sessions_of(sa.bindparam("user_id"), sa.bindparam("now")),
     order_by=(col(LoginSession.last_used_at).desc(),),
 )
 
@@ -435,10 +441,7 @@ async def end_session(
 ) -> None:
     """Another user's session, or one already over, is simply not found."""
     query = select(col(LoginSession.id)).where(
-        col(LoginSession.id) == session_id,
-        col(LoginSession.user_id) == caller.user_id,
-        col(LoginSession.revoked_at).is_(None),
-        col(LoginSession.expires_at) > utcnow(),
+        col(LoginSession.id) == session_id, *_live_sessions_of(caller.user_id, utcnow())
     )
     if (await session.exec(query)).first() is None:
         raise NotFound("Session not found")

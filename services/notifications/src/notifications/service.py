@@ -25,7 +25,7 @@ from notifications.models import (
 )
 from servicekit.db import Database
 from servicekit.errors import NotFound
-from servicekit.listing import PageQuery, fetch_page, fetch_rows
+from servicekit.listing import PageQuery, count_rows, fetch_page, fetch_rows
 from servicekit.logging import request_id_var
 from servicekit.timestamps import utcnow
 
@@ -65,11 +65,7 @@ async def get_all(
     """A page of the user's notifications, newest first; with the total and the unread count."""
     query = _UNREAD_OWN if unread_only else _ALL_OWN
     rows, total = await fetch_rows(database, query, limit=limit, offset=offset, user_id=user_id)
-    if unread_only:
-        unread = total
-    else:
-        counted = await database.fetch_one(_UNREAD_OWN.count, user_id=user_id)
-        unread = counted[0] if counted is not None else 0
+    unread = total if unread_only else await count_rows(database, _UNREAD_OWN, user_id=user_id)
     items = [dict(row) for row in rows]
     return NotificationList(items=items, total=total, limit=limit, offset=offset, unread=unread)
 

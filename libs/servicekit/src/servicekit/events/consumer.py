@@ -14,7 +14,6 @@ import logging
 import os
 import socket
 from collections.abc import Mapping
-from datetime import UTC, datetime
 
 import redis.exceptions
 from pydantic import ValidationError
@@ -29,6 +28,7 @@ from servicekit.db import is_database_unavailable
 from servicekit.events.envelope import Envelope, Handler
 from servicekit.events.processed import ProcessedEvent
 from servicekit.logging import request_id_var
+from servicekit.timestamps import utcnow
 
 logger = logging.getLogger(__name__)
 
@@ -180,7 +180,7 @@ class EventConsumer:
             first_time = await session.exec(
                 insert(ProcessedEvent)
                 .values(event_id=envelope.id, event_type=envelope.type,
-                        processed_at=datetime.now(UTC))
+                        processed_at=utcnow())
                 .on_conflict_do_nothing()
                 .returning(col(ProcessedEvent.event_id))
             )  # fmt: skip
@@ -201,7 +201,7 @@ class EventConsumer:
                     "error": error[:2000],
                     "group": self.group,
                     "message_id": message_id,
-                    "failed_at": datetime.now(UTC).isoformat(),
+                    "failed_at": utcnow().isoformat(),
                 },
             )
             pipe.xack(self.stream, self.group, message_id)

@@ -23,6 +23,7 @@ from sqlmodel import Field
 
 from servicekit.events.envelope import Envelope
 from servicekit.events.tables import PlatformTable, copy_into
+from servicekit.timestamps import timestamp_field
 
 logger = logging.getLogger(__name__)
 
@@ -49,14 +50,11 @@ class OutboxEvent(PlatformTable, table=True):
 
     id: uuid.UUID = Field(primary_key=True)
     type: str = Field(max_length=100)
-    occurred_at: datetime = Field(sa_type=sa.DateTime(timezone=True))  # type: ignore[call-overload]
+    occurred_at: datetime = timestamp_field()
     producer: str = Field(max_length=50)
     request_id: str | None = Field(default=None, max_length=128)
     data: dict[str, Any] = Field(sa_type=JSONB)  # type: ignore[call-overload]
-    published_at: datetime | None = Field(
-        default=None,
-        sa_type=sa.DateTime(timezone=True),  # type: ignore[call-overload]
-    )
+    published_at: datetime | None = timestamp_field(default=None)
 
     def envelope(self) -> Envelope:
         return Envelope(

@@ -7,6 +7,7 @@ import sqlalchemy as sa
 from sqlmodel import Field
 
 from servicekit.events.tables import PlatformTable, copy_into
+from servicekit.timestamps import timestamp_field
 
 
 class ProcessedEvent(PlatformTable, table=True):
@@ -16,7 +17,7 @@ class ProcessedEvent(PlatformTable, table=True):
 
     event_id: uuid.UUID = Field(primary_key=True)
     event_type: str = Field(max_length=100)
-    processed_at: datetime = Field(sa_type=sa.DateTime(timezone=True))  # type: ignore[call-overload]
+    processed_at: datetime = timestamp_field()
 
 
 def register_processed_events(metadata: sa.MetaData) -> sa.Table:

@@ -22,7 +22,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import asyncpg
 import sqlalchemy as sa
@@ -33,6 +33,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from servicekit.background import sleep_unless_stopped
 from servicekit.events.outbox import NOTIFY_CHANNEL, OutboxEvent, on_local_commit
+from servicekit.timestamps import utcnow
 
 logger = logging.getLogger(__name__)
 
@@ -79,13 +80,13 @@ class OutboxRelay:
         async with self.sessionmaker() as session:
             replayed = await session.exec(
                 sa.update(OutboxEvent)
-                .where(col(OutboxEvent.published_at) > datetime.now(UTC) - RETENTION)
+                .where(col(OutboxEvent.published_at) > utcnow() - RETENTION)
                 .values(published_at=None)
                 .returning(col(OutboxEvent.id))
             )
             count = len(replayed.all())
             await session.commit()
-        await self.redis.set(self.marker, datetime.now(UTC).isoformat())
+        await self.redis.set(self.marker, utcnow().isoformat())
         if count:
             logger.warning("redis lost the event stream; replaying", extra={"events": count})
         return count
@@ -115,7 +116,7 @@ class OutboxRelay:
             await session.exec(
                 sa.update(OutboxEvent)
                 .where(col(OutboxEvent.id).in_([event.id for event in events]))
-                .values(published_at=datetime.now(UTC))
+                .values(published_at=utcnow())
             )
             await session.commit()
             return len(events)
@@ -123,9 +124,7 @@ class OutboxRelay:
     async def prune(self) -> None:
         async with self.sessionmaker() as session:
             await session.exec(
-                sa.delete(OutboxEvent).where(
-                    col(OutboxEvent.published_at) < datetime.now(UTC) - RETENTION
-                )
+                sa.delete(OutboxEvent).where(col(OutboxEvent.published_at) < utcnow() - RETENTION)
             )
             await session.commit()
 

@@ -3,7 +3,6 @@
 from collections.abc import Mapping
 
 from fastapi import FastAPI
-from sqlalchemy import make_url
 
 from servicekit.events.consumer import EventConsumer
 from servicekit.events.envelope import Handler
@@ -13,14 +12,12 @@ from servicekit.settings import ServiceSettings
 
 def build_relay(app: FastAPI) -> OutboxRelay:
     settings: ServiceSettings = app.state.settings
-    # asyncpg itself LISTENs: the same database, in libpq's spelling of the URL.
-    listen_dsn = make_url(settings.DATABASE_URL).set(drivername="postgresql")
     return OutboxRelay(
         sessionmaker=app.state.database.sessionmaker,
         redis=app.state.redis,
         stream=settings.EVENT_STREAM,
         name=settings.SERVICE_NAME,
-        listen_dsn=listen_dsn.render_as_string(hide_password=False),
+        listen_dsn=app.state.database.dsn,
         wake_on_commit=settings.OUTBOX_WAKE_ON_COMMIT,
         poll_interval=settings.OUTBOX_POLL_INTERVAL,
         connect_timeout=settings.DEPENDENCY_TIMEOUT,
