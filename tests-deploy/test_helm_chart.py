@@ -454,3 +454,32 @@ def test_the_gateway_reaches_only_the_services_and_dns(rendered: Rendered) -> No
     assert {port["port"] for port in dns_rule["ports"]} == {53}
     [dns] = dns_rule["to"]
     assert dns["namespaceSelector"] and dns["podSelector"], "DNS pods only, not a namespace"
+
+
+def test_forwarded_allow_ips_are_understood_by_uvicorn(rendered: Rendered, values: str) -> None:
+    """What the chart passes to --forwarded-allow-ips means what values.yaml says."""
+    from uvicorn.middleware.proxy_headers import _TrustedHosts
+
+    [container] = pod_spec(rendered.get("Deployment", object_name("items")))["containers"]
+    [allowed] = [v["value"] for v in container["env"] if v["name"] == "FORWARDED_ALLOW_IPS"]
+    trusted = _TrustedHosts(allowed)
+    if values == "production":  # the pod network only
+        assert "10.244.7.9" in trusted and "192.0.2.1" not in trusted
+    else:  # anyone who can connect: the NetworkPolicy lets only the gateway
+        assert trusted.always_trust
+        assert _policy_for(rendered, "items")["spec"]["ingress"]
+
+
+@pytest.mark.parametrize(
+    ("setting", "complaint"),
+    [
+        ("gateway.replica=3", "additional properties 'replica' not allowed"),
+        ("serviceDefaults.logLevel=LOUD", "value must be one of"),
+        ("publicUrl=api.example.com", "/publicUrl"),
+    ],
+)
+def test_a_misspelt_or_wrong_value_is_refused(setting: str, complaint: str) -> None:
+    """values.schema.json: a typo in --set fails the install instead of being ignored."""
+    result = helm("template", "rel", str(CHART), "--set", setting)
+    assert result.returncode != 0
+    assert complaint in result.stderr
