@@ -21,6 +21,7 @@ from deploykit import (
     interpolate,
     load_compose_raw,
     load_module,
+    parse_dockerfile,
     render_dynamic_config,
 )
 from helmkit import (
@@ -144,6 +145,35 @@ def test_every_workload_has_the_three_probes(rendered: Rendered) -> None:
 
 
 @pytest.mark.parametrize("name", SERVICES)
+def test_service_pods_run_as_the_images_user(rendered: Rendered, name: str) -> None:
+    """The uid and gid docker/Dockerfile's runtime stage switches to (USER), so the pod
+    reads what the image made readable, and the signing key's group mode works (fsGroup)."""
+    [user] = parse_dockerfile().stage("runtime").all("USER")
+    uid, _, gid = user.arguments.partition(":")
+    context = pod_spec(rendered.get("Deployment", object_name(name)))["securityContext"]
+    assert (context["runAsUser"], context["runAsGroup"], context["fsGroup"]) == (
+        int(uid),
+        int(gid),
+        int(gid),
+    )
+
+
+def test_every_deployment_has_a_budget_and_scales_one_way(rendered: Rendered, values: str) -> None:
+    """One PodDisruptionBudget per Deployment; replicas fixed, or left to its HPA (never
+    both: Helm would reset the HPA's count on every upgrade)."""
+    budgets = rendered.of_kind("PodDisruptionBudget")
+    autoscalers = {hpa["spec"]["scaleTargetRef"]["name"] for hpa in rendered.of_kind(
+        "HorizontalPodAutoscaler")}  # fmt: skip
+    for deployment in rendered.of_kind("Deployment"):
+        name = deployment["metadata"]["name"]
+        labels = deployment["spec"]["template"]["metadata"]["labels"]
+        covering = [b for b in budgets if selects(b["spec"]["selector"]["matchLabels"], labels)]
+        assert len(covering) == 1, name
+        assert ("replicas" in deployment["spec"]) == (name not in autoscalers), name
+        assert (name in autoscalers) == (values == "production"), name
+
+
+@pytest.mark.parametrize("name", SERVICES)
 def test_service_probes_ask_health_and_readiness(
     rendered: Rendered, entrypoint: Any, name: str
 ) -> None:
@@ -189,18 +219,28 @@ def test_migrations_run_first_in_an_init_container(
     assert init["image"] == main["image"] and init["env"] == main["env"]
 
 
+def _compose_image(compose: dict[str, Any], name: str) -> str:
+    """The image compose runs for a service, with its defaults; a built service without
+    `image` gets compose's own name for it, <project>-<service>."""
+    image = compose["services"][name].get("image")
+    return interpolate(image, {}) if image else f"{compose['name']}-{name}"
+
+
 def test_image_tags_follow_the_app_version(rendered: Rendered) -> None:
+    """The services' images carry the chart's appVersion (the services' version) under the
+    names compose gives them; the gateway runs compose's Traefik image."""
     chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    compose = load_compose_raw()
     for name in SERVICES:
         project = tomllib.loads((REPO_ROOT / "services" / name / "pyproject.toml").read_text())
         assert project["project"]["version"] == chart["appVersion"], f"{name}'s version"
+        compose_name = _compose_image(compose, name).rpartition("/")[2].partition(":")[0]
         for container in containers(rendered.get("Deployment", object_name(name))):
             repository, _, tag = container["image"].rpartition(":")
             assert tag == chart["appVersion"]
-            assert repository.rpartition("/")[2] == f"platform-{name}"
-    # The gateway runs the Traefik image compose runs.
+            assert repository.rpartition("/")[2] == compose_name
     [traefik] = pod_spec(rendered.component("Deployment", "gateway"))["containers"]
-    assert traefik["image"] == load_compose_raw()["services"]["traefik"]["image"]
+    assert traefik["image"] == _compose_image(compose, "traefik")
 
 
 # ---- secrets -------------------------------------------------------------------------------
