@@ -15,7 +15,9 @@ container, and through the gateway logs the first admin in and lists items with 
 Everything it started is removed at the end, pass or fail. The images must exist locally
 (`docker build -f docker/Dockerfile --build-arg SERVICE=auth -t platform-auth:0.1.0 .`);
 --mount-entrypoint runs this worktree's docker/entrypoint.py in images built before it.
-Not rehearsed: NetworkPolicies, Services' load balancing, the kubelet's probe timing.
+Not rehearsed: the in-chart PostgreSQL and Redis (no postgres:16-alpine or redis:7-alpine
+image on the machine it was written on), NetworkPolicies, Services' load balancing, the
+kubelet's probe timing.
 """
 
 # ruff: noqa: S603, S607 - docker with our own arguments
@@ -106,7 +108,7 @@ def volume_arguments(
     for mount in container.get("volumeMounts", []):
         volume = volumes[mount["name"]]
         if "emptyDir" in volume:
-            flags += ["--tmpfs", mount["mountPath"]]
+            flags += ["--tmpfs", f"{mount['mountPath']}:mode=1777"]  # as emptyDir: 0777
             continue
         if "secret" in volume:
             data = secret_data(objects["Secret", volume["secret"]["secretName"]])
