@@ -220,17 +220,15 @@ def test_migrations_run_first_in_an_init_container(
 
 
 def _compose_image(compose: dict[str, Any], name: str) -> str:
-    """The image compose runs for a service, with its defaults; a built service without
-    `image` gets compose's own name for it, <project>-<service>."""
-    image = compose["services"][name].get("image")
-    return interpolate(image, {}) if image else f"{compose['name']}-{name}"
+    """The image compose runs for a service (interpolated with the generated .env); a built
+    service without `image` gets compose's own name for it, <project>-<service>."""
+    return compose["services"][name].get("image") or f"{compose['name']}-{name}"
 
 
-def test_image_tags_follow_the_app_version(rendered: Rendered) -> None:
+def test_image_tags_follow_the_app_version(rendered: Rendered, compose: dict[str, Any]) -> None:
     """The services' images carry the chart's appVersion (the services' version) under the
     names compose gives them; the gateway runs compose's Traefik image."""
     chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
-    compose = load_compose_raw()
     for name in SERVICES:
         project = tomllib.loads((REPO_ROOT / "services" / name / "pyproject.toml").read_text())
         assert project["project"]["version"] == chart["appVersion"], f"{name}'s version"
