@@ -521,3 +521,17 @@ def test_a_misspelt_or_wrong_value_is_refused(setting: str, complaint: str) -> N
     result = helm("template", "rel", str(CHART), "--set", setting)
     assert result.returncode != 0
     assert complaint in result.stderr
+
+
+def test_a_service_overrides_the_defaults_alone() -> None:
+    """services.<name> overrides serviceDefaults for that service only, key by key."""
+    rendered = render(("--values", str(PRODUCTION_VALUES)))
+    production = yaml.safe_load(PRODUCTION_VALUES.read_text())
+    defaults, auth = production["serviceDefaults"], production["services"]["auth"]
+    for name in SERVICES:
+        [container] = pod_spec(rendered.get("Deployment", object_name(name)))["containers"]
+        expected = auth["resources"] if name == "auth" else defaults["resources"]
+        assert container["resources"] == expected, name
+        environment = {variable["name"]: variable.get("value") for variable in container["env"]}
+        assert environment["LOG_LEVEL"] == defaults["logLevel"], "a default kept beside overrides"
+        assert ("ACCESS_TOKEN_TTL" in environment) == (name == "auth")
