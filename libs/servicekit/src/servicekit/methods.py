@@ -9,8 +9,8 @@ ours and arrives here as a 405; it is answered 204 with the same `Allow`.
 
 from fastapi import FastAPI, Request, Response, status
 from fastapi.responses import JSONResponse
-from starlette.exceptions import HTTPException as StarletteHTTPException
 from fastapi.routing import iter_route_contexts
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Mount, compile_path
 
 #: Answered for every path that exists: HEAD wherever GET (RequestContextMiddleware), OPTIONS here.
