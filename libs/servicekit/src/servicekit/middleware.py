@@ -6,7 +6,7 @@ import re
 import time
 import uuid
 
-from starlette.datastructures import Headers, MutableHeaders
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -54,6 +54,39 @@ class _RequestFacts:
                 self.if_none_match = value.decode("latin-1")
 
 
+_SECURITY_RAW = {name.lower().encode(): value.encode() for name, value in SECURITY_HEADERS.items()}
+
+
+def _complete_headers(
+    raw: list[tuple[bytes, bytes]], request_id: bytes, cache_control: bytes
+) -> bytes | None:
+    """Add ours to an answer's headers in one pass over them; return its ETag, if it has one.
+
+    Raw tuples rather than `MutableHeaders`: this runs on every answer, and each of its
+    lookups would scan and lower-case the whole list again.
+    """
+    etag = None
+    has_cache_control = has_request_id = False
+    missing = dict(_SECURITY_RAW)
+    for name, value in raw:
+        lowered = name.lower()
+        if lowered == b"etag":
+            etag = value
+        elif lowered == b"cache-control":
+            has_cache_control = True
+        elif lowered == b"x-request-id":
+            has_request_id = True
+        else:
+            missing.pop(lowered, None)
+    if has_request_id:  # ours replaces whatever an inner layer set
+        raw[:] = [header for header in raw if header[0].lower() != b"x-request-id"]
+    raw.append((b"x-request-id", request_id))
+    raw.extend(missing.items())
+    if not has_cache_control:
+        raw.append((b"cache-control", cache_control))
+    return etag
+
+
 class RequestContextMiddleware:
     """Outermost of ours: every answer, errors and unexpected 500s included, gets these headers.
 
@@ -72,6 +105,7 @@ class RequestContextMiddleware:
             return
         facts = _RequestFacts(scope)
         request_id = _sane_request_id(facts.request_id)
+        raw_request_id = request_id.encode("latin-1")
         token = request_id_var.set(request_id)
         started = time.perf_counter()
         status_code = 500
@@ -83,17 +117,16 @@ class RequestContextMiddleware:
         held: Message | None = None  # a GET's 200 start, until its body gives the ETag
         drop_body = is_head
 
-        def finish_start(message: Message) -> None:
-            """The conditional request, once the answer's ETag is known."""
+        def answer_conditionally(start: Message, etag: bytes) -> None:
+            """A 304 instead of the 200 when `If-None-Match` names its ETag."""
             nonlocal status_code, drop_body
             if facts.if_none_match is None:
                 return
-            etag = MutableHeaders(scope=message).get("etag")
-            if etag is not None and caching.none_match(facts.if_none_match, etag):
-                message["status"] = status_code = 304
-                message["headers"] = [
+            if caching.none_match(facts.if_none_match, etag.decode("latin-1")):
+                start["status"] = status_code = 304
+                start["headers"] = [
                     (name, value)
-                    for name, value in message["headers"]
+                    for name, value in start["headers"]
                     if name.lower() not in caching.NOT_MODIFIED_DROPS
                 ]
                 drop_body = True
@@ -102,27 +135,24 @@ class RequestContextMiddleware:
             nonlocal status_code, response_started, held
             if message["type"] == "http.response.start":
                 status_code = message["status"]
-                headers = MutableHeaders(scope=message)
-                headers[REQUEST_ID_HEADER] = request_id
-                for name, value in SECURITY_HEADERS.items():
-                    headers.setdefault(name, value)
-                if "cache-control" not in headers:
-                    headers["Cache-Control"] = caching.default_cache_control(
-                        status=status_code, authorized=facts.authorized
-                    )
+                raw = message["headers"] = list(message.get("headers", ()))
+                cache_control = caching.default_cache_control(
+                    status=status_code, authorized=facts.authorized
+                )
+                etag = _complete_headers(raw, raw_request_id, cache_control.encode())
                 if is_read and status_code == 200:
-                    if "etag" not in headers:
+                    if etag is None:
                         held = message
                         return
-                    finish_start(message)
+                    answer_conditionally(message, etag)
                 response_started = True
             elif message["type"] == "http.response.body":
                 if held is not None:
                     start, held = held, None
                     if not message.get("more_body", False):
-                        body = message.get("body", b"")
-                        MutableHeaders(scope=start)["ETag"] = caching.content_tag(body)
-                        finish_start(start)
+                        etag = caching.content_tag(message.get("body", b"")).encode()
+                        start["headers"].append((b"etag", etag))
+                        answer_conditionally(start, etag)
                     response_started = True
                     await send(start)
                 if drop_body:
