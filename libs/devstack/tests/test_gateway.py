@@ -425,7 +425,7 @@ def test_preflight_for_an_allowed_origin_is_answered_per_the_contract(
     assert headers["access-control-allow-methods"] == "GET,POST,PUT,PATCH,DELETE,OPTIONS"
     assert (
         headers["access-control-allow-headers"]
-        == "Authorization,Content-Type,If-Match,X-Request-ID"
+        == "Authorization,Content-Type,If-Match,If-None-Match,X-Request-ID"
     )
     assert headers["access-control-max-age"] == "600"
     assert headers["vary"] == "Origin"
@@ -453,7 +453,8 @@ def test_actual_responses_carry_cors_headers(gateway: str) -> None:
     assert allowed.headers["access-control-allow-origin"] == "http://localhost:5173"
     assert allowed.headers["access-control-allow-credentials"] == "true"
     assert (
-        allowed.headers["access-control-expose-headers"] == "ETag,Location,X-Request-ID,Retry-After"
+        allowed.headers["access-control-expose-headers"]
+        == "ETag,Location,X-Request-ID,Retry-After,WWW-Authenticate,Allow"
     )
     assert allowed.headers["vary"] == "Accept-Encoding,Origin"  # the upstream's Vary is kept
     assert "access-control-allow-origin" not in refused.headers

@@ -7,14 +7,14 @@ from pathlib import Path
 import httpx
 import pytest
 import sqlalchemy as sa
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, FastAPI, Response
 from pydantic import BaseModel, Field
 
 from devstack.ports import free_port
 from devstack.servers import PostgresServer, RedisServer
 from servicekit import revocation
 from servicekit.app import create_app
-from servicekit.auth import Caller, build_verifier
+from servicekit.auth import AdminCaller, Caller, build_verifier
 from servicekit.db import DatabaseDep, ReadQuery
 from servicekit.errors import NotFound
 from servicekit.fields import bounded_text
@@ -77,6 +77,18 @@ def demo_router() -> APIRouter:
         if row is None:
             raise NotFound("No such number")
         return {"n": row["n"], "square": row["square"]}
+
+    @router.get("/things")
+    async def list_things() -> list[Thing]:
+        return [Thing(name="lamp", price=Decimal("3.50"))]
+
+    @router.get("/versioned")
+    async def versioned() -> Response:
+        return Response(b'{"version": 7}', headers={"ETag": '"v7"'}, media_type="application/json")
+
+    @router.get("/admin-only")
+    async def admin_only(_: AdminCaller) -> dict[str, bool]:
+        return {"admin": True}
 
     @router.get("/boom")
     async def boom() -> None:

@@ -30,7 +30,15 @@ async def test_unknown_email_and_wrong_password_answer_identically(
     )
     unknown = await client.post(URL, data={"username": "nobody@example.com", "password": "x" * 9})
     assert wrong_password.status_code == unknown.status_code == 401
-    assert wrong_password.json() == unknown.json() == {"detail": "Incorrect email or password"}
+    assert (
+        wrong_password.json()
+        == unknown.json()
+        == {
+            "detail": "Incorrect email or password",
+            "error": "invalid_grant",
+            "error_description": "Incorrect email or password",
+        }
+    )
     assert wrong_password.headers["www-authenticate"] == unknown.headers["www-authenticate"]
 
 

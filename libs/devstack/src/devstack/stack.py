@@ -371,6 +371,9 @@ class Stack:
             self._wait_for(name, self._health_url(name))
         # Traefik answers its ping before its file provider has loaded the routes.
         self._wait_for("gateway", f"{self.config.gateway_url}/api/v1/auth/health")
+        # The error pages' pool is marked up only by its next health check (5 s) if the first
+        # one ran before the services listened: until then an unmatched path is a plain 503.
+        self._wait_for("gateway", f"{self.config.gateway_internal_url}/gateway-error/200")
 
     def stop(self) -> None:
         for process in reversed(list(self.processes.values())):

@@ -17,7 +17,9 @@ from servicekit.events.workers import build_consumer, build_relay
 from servicekit.gateway_pages import router as gateway_pages_router
 from servicekit.health import router as health_router
 from servicekit.logging import configure_logging
+from servicekit.methods import install_method_answers
 from servicekit.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
+from servicekit.oauth import install_bearer_challenges
 from servicekit.openapi import install_platform_responses
 from servicekit.redis import create_redis
 from servicekit.revocation import RevocationChecks
@@ -90,6 +92,8 @@ def create_app(
     )
     app.state.settings = settings
     install_error_handlers(app)
+    install_bearer_challenges(app)
+    install_method_answers(app)
     install_docs(app, prefix)
     install_platform_responses(app)
     # Added last, so outermost: the request-context middleware wraps the body limit's 413.
