@@ -86,6 +86,7 @@ def _stage(
         type=event_type,
         producer=settings.SERVICE_NAME,
         data={"item_id": str(item_id), "owner_id": str(owner_id)},
+        aggregate=str(item_id),
     )
 
 
