@@ -88,6 +88,8 @@ class OutboxRelay:
         if await self.redis.exists(self.marker):
             return 0
         async with self.sessionmaker() as session:
+            # A week of rows can take longer than a request's statement may: let it finish.
+            await session.exec(sa.text("SET LOCAL statement_timeout = 0"))  # type: ignore[call-overload]
             replayed = await session.exec(
                 sa.update(OutboxEvent)
                 .where(col(OutboxEvent.published_at) > utcnow() - RETENTION)
