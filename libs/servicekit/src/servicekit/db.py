@@ -143,6 +143,7 @@ class Database:
             self.engine, class_=AsyncSession, expire_on_commit=False
         )
         self.connect_timeout, self.pool_timeout = connect_timeout, pool_timeout
+        self.lock_timeout, self.statement_timeout = lock_timeout, statement_timeout
         self._server_settings = server_settings
         #: The same database in libpq's spelling, for asyncpg's own connections (the read
         #: pool, the outbox relay's LISTEN, the readiness probe).
