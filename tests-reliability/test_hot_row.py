@@ -164,17 +164,15 @@ def test_a_locked_row_slows_only_its_own_writers_and_never_turns_into_500(
     hot = Counter(answer.status for answer in record.hot)
     unrelated = Counter(answer.status for answer in record.unrelated)
     slowest_unrelated = max((answer.seconds for answer in record.unrelated), default=0.0)
-    measurements.record(
-        "hot_row",
-        "figures",
-        {
-            "hold_seconds": round(held_for, 1),
-            "hot_patches": dict(hot),
-            "unrelated_writes": dict(unrelated),
-            "slowest_unrelated_seconds": round(slowest_unrelated, 2),
-            "ready": dict(Counter(record.ready)),
-        },
-    )
+    figures = {
+        "hold_seconds": round(held_for, 1),
+        "hot_patches": dict(hot),
+        "unrelated_writes": dict(unrelated),
+        "slowest_unrelated_seconds": round(slowest_unrelated, 2),
+        "ready": dict(Counter(record.ready)),
+    }
+    for name, value in figures.items():
+        measurements.record("hot_row", name, value)
     print(
         f"hot row held {held_for:.1f}s: hot PATCHes {dict(hot)}, unrelated writes "
         f"{dict(unrelated)} (slowest {slowest_unrelated:.2f}s), "
