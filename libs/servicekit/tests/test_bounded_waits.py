@@ -20,7 +20,7 @@ from fastapi import FastAPI
 from devstack.servers import PostgresServer
 from servicekit import revocation
 from servicekit.db import Database, is_database_busy, is_database_unavailable
-from servicekit.errors import AT_CAPACITY
+from servicekit.errors import AT_CAPACITY, CONTENDED
 
 #: The demo app's settings (conftest): each pool's size, and the bound of every wait.
 POOL_SIZE = 4
@@ -29,7 +29,6 @@ BOUND = 0.5
 HOLD = 30.0
 #: How long an answer may take at most: the bound, plus a machine busy with other tests.
 PATIENCE = BOUND + 5.0
-LOCKED_DETAIL = "The data is being changed by another request; try again shortly"
 
 
 async def _timed(request: Awaitable[httpx.Response]) -> tuple[httpx.Response, float]:
@@ -75,7 +74,7 @@ async def test_a_write_waiting_on_a_held_lock_answers_503_within_the_bound(
 ) -> None:
     async with _advisory_lock_held(postgres, 1001):
         response, seconds = await _timed(client.post("/api/v1/demo/locks/1001"))
-        _assert_busy(response, LOCKED_DETAIL)
+        _assert_busy(response, CONTENDED)
         assert seconds < PATIENCE
         # Another row's writes are not held up.
         assert (await client.post("/api/v1/demo/locks/1002")).status_code == 200

@@ -89,11 +89,12 @@ class DependencyUnavailable(ServiceError):
 #: usually over by then, and a sooner retry would only add to it.
 RETRY_AFTER_BUSY = "1"
 AT_CAPACITY = "The service is at capacity; try again shortly"
+CONTENDED = "The data is being changed by another request; try again shortly"
 _BUSY_DETAILS = {
-    "55P03": "The data is being changed by another request; try again shortly",
-    "40P01": "The data is being changed by another request; try again shortly",
-    "40001": "The data is being changed by another request; try again shortly",
-    "57014": "The database took too long to answer; try again shortly",
+    "55P03": CONTENDED,  # lock_timeout
+    "40P01": CONTENDED,  # deadlock_detected
+    "40001": CONTENDED,  # serialization_failure
+    "57014": "The database took too long to answer; try again shortly",  # statement_timeout
 }
 
 
