@@ -188,3 +188,61 @@ async def test_an_aggregates_events_are_published_in_commit_order_not_staging_or
         async with database.engine.begin() as connection:
             await connection.exec_driver_sql("TRUNCATE outbox_event")
         await database.dispose()
+
+
+async def test_a_relay_that_froze_holding_the_publishing_lock_does_not_stop_the_others(
+    database_url: str, redis_server: RedisServer
+) -> None:
+    """A relay stuck mid-batch (here: a Redis that accepts and never answers) loses its
+    transaction, and with it the lock, once idle past its bound; another relay publishes."""
+    if not redis_server.is_running():
+        redis_server.start()
+
+    async def swallow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(-1)  # never answers
+
+    silent = await asyncio.start_server(swallow, "127.0.0.1", 0)
+    silent_port = silent.sockets[0].getsockname()[1]
+    frozen_db, live_db = Database(database_url), Database(database_url)
+    frozen_redis = create_redis(f"redis://127.0.0.1:{silent_port}/0", timeout=60.0)
+    live_redis = create_redis(redis_server.url)
+    stream = f"frozen-{uuid.uuid4().hex[:8]}"
+    relays = [
+        OutboxRelay(
+            sessionmaker=db.sessionmaker,
+            redis=client,
+            stream=stream,
+            name="demo",
+            wake_on_commit=False,
+            poll_interval=0.1,
+            connect_timeout=0.2,
+        )  # fmt: skip
+        for db, client in ((frozen_db, frozen_redis), (live_db, live_redis))
+    ]
+    await live_redis.set(relays[1].marker, "set")
+    async with frozen_db.sessionmaker() as session:
+        add_event(session, type="demo.step", producer="demo", data={"step": 0})
+        await session.commit()
+    # The frozen relay takes the lock and its batch, then waits on its silent Redis.
+    frozen = asyncio.create_task(relays[0].publish_batch())
+    try:
+        await asyncio.sleep(0.5)
+        assert await relays[1].publish_batch() == 0  # the lock is still held
+        async with running(relays[1].run):
+            for _ in range(200):
+                if await live_redis.xlen(stream):
+                    break
+                await asyncio.sleep(0.05)
+        assert await live_redis.xlen(stream) == 1
+        assert not frozen.done()
+    finally:
+        frozen.cancel()
+        await asyncio.gather(frozen, return_exceptions=True)
+        silent.close()
+        await live_redis.delete(stream)
+        for client in (frozen_redis, live_redis):
+            await client.aclose()
+        async with live_db.engine.begin() as connection:
+            await connection.exec_driver_sql("TRUNCATE outbox_event")
+        for db in (frozen_db, live_db):
+            await db.dispose()

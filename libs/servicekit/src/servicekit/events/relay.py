@@ -109,8 +109,18 @@ class OutboxRelay:
         0 also when another relay is publishing: it holds the lock and goes on.
         """
         async with self.sessionmaker() as session:
+            # A holder that went silent (a partition, a frozen process) would keep every
+            # replica from publishing: PostgreSQL ends its transaction once it has been idle
+            # longer than a Redis round trip and its retry can take.
             publishing = await session.scalar(
-                sa.select(sa.func.pg_try_advisory_xact_lock(*RELAY_LOCK))
+                sa.select(
+                    sa.func.pg_try_advisory_xact_lock(*RELAY_LOCK),
+                    sa.func.set_config(
+                        "idle_in_transaction_session_timeout",
+                        str(round(self.connect_timeout * 5 * 1000)),
+                        True,
+                    ),
+                )
             )
             if not publishing:
                 return 0
