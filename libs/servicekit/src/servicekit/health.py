@@ -6,8 +6,8 @@ and Redis on connections of its own, never the pools requests use, each within
 DEPENDENCY_TIMEOUT: a replica whose pools are full (a burst, a hot row) stays ready, and
 sheds what it cannot take with 503 + Retry-After, while a replica that cannot reach a
 dependency leaves rotation. When a dependency is down every replica leaves at once, which
-is the truth; a load balancer that then keeps routing to all (as Traefik does with no
-healthy server left) still gets each service's own 503s.
+is the truth: a restart would not help (so never restart on `/ready`), and a balancer that
+keeps routing to them anyway gets each service's own 503s naming what is down.
 """
 
 import asyncio
