@@ -255,6 +255,41 @@ async def test_the_consumer_loop_survives_a_database_outage_without_dead_letteri
     assert await redis.exists(f"{STREAM}.dead-letter") == 0
 
 
+async def test_a_handler_that_waits_out_its_lock_timeout_is_retried_not_dead_lettered(
+    database: Database, redis: Redis, postgres: PostgresServer
+) -> None:
+    """Contention (the row another transaction holds) says nothing about the event."""
+    hot = 4242
+
+    async def record_under_lock(session: AsyncSession, envelope: Envelope) -> None:
+        await session.exec(sa.select(sa.func.pg_advisory_xact_lock(hot)))  # type: ignore[call-overload]
+        await record(session, envelope)
+
+    await stage(database, "contended")
+    await relay(database, redis).publish_batch()
+    worker = consumer(database, redis, "contended")
+    worker.handlers = {"demo.happened": record_under_lock}
+    await worker.ensure_group()
+    holder = await asyncpg.connect(postgres.dsn())
+    await holder.execute("SELECT pg_advisory_lock($1)", hot)
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    try:
+        # Longer than the lock timeout (2 s) times the handler's attempts (3).
+        await asyncio.sleep(database.lock_timeout * worker.max_attempts + 1)
+        assert await effects(database) == []
+    finally:
+        await holder.close()
+    for _ in range(100):
+        if await effects(database) == ["contended"]:
+            break
+        await asyncio.sleep(0.1)
+    stop.set()
+    await task
+    assert await effects(database) == ["contended"]
+    assert await redis.exists(f"{STREAM}.dead-letter") == 0
+
+
 async def effects_or_none(database: Database) -> list[str] | None:
     try:
         return await effects(database)

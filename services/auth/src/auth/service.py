@@ -124,6 +124,7 @@ async def _add_account(
             "full_name": account.full_name,
             "verification_token": token,
         },
+        aggregate=str(account.id),
     )
     return account
 
@@ -220,7 +221,13 @@ async def delete_account(
     account = await _account_with_password(session=session, caller=caller, password=password)
     await _revoke_all_tokens(session=session, redis=redis, user_id=account.id)
     await session.delete(account)
-    add_event(session, type="user.deleted", producer=PRODUCER, data={"user_id": str(account.id)})
+    add_event(
+        session,
+        type="user.deleted",
+        producer=PRODUCER,
+        data={"user_id": str(account.id)},
+        aggregate=str(account.id),
+    )
     await session.commit()
 
 
@@ -519,6 +526,7 @@ async def _mail_one_time_token(
         type=mailed.event_type,
         producer=PRODUCER,
         data={"user_id": str(account.id), "email": account.email, mailed.token_field: token},
+        aggregate=str(account.id),
     )
     await session.commit()
     return True
@@ -557,6 +565,7 @@ async def _set_password(
         type="auth.password_changed",
         producer=PRODUCER,
         data={"user_id": str(account.id), "email": account.email},
+        aggregate=str(account.id),
     )
 
 

@@ -24,7 +24,7 @@ from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from servicekit.background import sleep_unless_stopped
-from servicekit.db import is_database_unavailable
+from servicekit.db import is_database_busy, is_database_unavailable
 from servicekit.events.envelope import Envelope, Handler
 from servicekit.events.processed import ProcessedEvent
 from servicekit.logging import request_id_var
@@ -36,7 +36,7 @@ logger = logging.getLogger(__name__)
 def is_transient(exc: BaseException) -> bool:
     """A failure that says nothing about the event: retry it later, never dead-letter it."""
     redis_down = isinstance(exc, redis.exceptions.ConnectionError | redis.exceptions.TimeoutError)
-    return redis_down or is_database_unavailable(exc)
+    return redis_down or is_database_unavailable(exc) or is_database_busy(exc)
 
 
 def _is_missing_group(exc: BaseException) -> bool:
