@@ -18,18 +18,24 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 import asyncpg
 import httpx
 import redis
 
-from devstack import REPO_ROOT
+from devstack import REPO_ROOT, embedded, lifetime
+from devstack.embedded import postgres_refusal, redis_refusal
 from devstack.ports import PortInUse, ensure_port_free, free_port
 from devstack.provision import SERVICES, ensure_service_database
 from devstack.servers import PostgresServer, RedisServer
 from devstack.traefik import traefik_argv
 
+if TYPE_CHECKING:
+    from devstack.reload import Reloader
+
+#: servicekit's code, relative to a source root: every service runs it.
+KIT_SOURCE = Path("libs/servicekit/src")
 DEFAULT_SERVICE_PORTS = {"auth": 8001, "users": 8002, "items": 8003, "notifications": 8004}
 
 
@@ -51,6 +57,10 @@ class StackConfig:
     redis_url: str = "redis://127.0.0.1:6379/0"
     private_servers: bool = False
     state_dir: Path = REPO_ROOT / ".dev"
+    #: Where the services' and servicekit's code is run (and watched) from: a copy in tests.
+    source_root: Path = REPO_ROOT
+    #: Restart a service when its code, or servicekit's, changes (devstack.reload).
+    reload: bool = False
     echo_logs: bool = True
     #: Set when the stack made `state_dir` itself and so removes it on stop.
     owns_state_dir: bool = False
@@ -60,19 +70,21 @@ class StackConfig:
     def isolated(cls, **overrides: object) -> "StackConfig":
         """Free ports, private servers and a temporary directory: safe beside anything else."""
         config = cls(
-            gateway_port=free_port(),
-            gateway_internal_port=free_port(),
-            mail_http_port=free_port(),
-            smtp_port=free_port(),
-            service_ports={name: free_port() for name in SERVICES},
             private_servers=True,
             state_dir=Path(tempfile.mkdtemp(prefix="devstack-")),
             echo_logs=False,
             owns_state_dir=True,
         )
+        config.use_free_ports()
         for key, value in overrides.items():
             setattr(config, key, value)
         return config
+
+    def use_free_ports(self) -> None:
+        """Every port chosen by the OS: beside another stack, or a test's."""
+        self.gateway_port, self.gateway_internal_port = free_port(), free_port()
+        self.mail_http_port, self.smtp_port = free_port(), free_port()
+        self.service_ports = {name: free_port() for name in SERVICES}
 
     @property
     def gateway_url(self) -> str:
@@ -118,7 +130,8 @@ class ManagedProcess:
         threading.Thread(target=self._copy_output, daemon=True).start()
 
     def _popen(self, stdout: int | IO[bytes]) -> subprocess.Popen[bytes]:
-        return subprocess.Popen(  # noqa: S603 - argv is built by us, never from input
+        # Killed with us if we die without stopping it (SIGKILL, out of memory).
+        return lifetime.popen(
             self.argv,
             env=self.env,
             cwd=self.cwd,
@@ -140,6 +153,13 @@ class ManagedProcess:
 
     def is_running(self) -> bool:
         return self.process is not None and self.process.poll() is None
+
+    def note(self, line: str) -> None:
+        """A line of ours in this process's log (and on the console when echoing)."""
+        with self.log_path.open("a") as log:
+            log.write(f"devstack: {line}\n")
+        if self.echo:
+            print(f"[{self.name}] devstack: {line}", flush=True)
 
     def stop(self, sig: signal.Signals = signal.SIGTERM, timeout: float = 10.0) -> None:
         if self.process is None or self.process.poll() is not None:
@@ -166,6 +186,8 @@ class Stack:
         self.redis: RedisServer | None = None
         self.processes: dict[str, ManagedProcess] = {}
         self.logs_dir = config.state_dir / "logs"
+        #: Servers of ours kept between runs under state_dir (stopped, never deleted).
+        self.embedded: list[PostgresServer | RedisServer] = []
 
     # ---- dependencies -------------------------------------------------------------------
     @property
@@ -182,6 +204,21 @@ class Stack:
         self.postgres.start()
         self.redis = RedisServer(self.config.state_dir / "redis", port=free_port())
         self.redis.start()
+
+    def _embed_unusable_servers(self) -> None:
+        """Our own PostgreSQL and Redis where the machine's cannot be used as they are."""
+        config = self.config
+        refusal = asyncio.run(postgres_refusal(config.postgres_admin_dsn))
+        if refusal is not None:
+            self.postgres = embedded.start_postgres(config.state_dir, config.host)
+            self.embedded.append(self.postgres)
+            dsn = config.postgres_admin_dsn
+            print(embedded.notice("PostgreSQL", dsn, refusal, self.postgres), flush=True)
+        refusal = redis_refusal(config.redis_url)
+        if refusal is not None:
+            self.redis = embedded.start_redis(config.state_dir, config.host)
+            self.embedded.append(self.redis)
+            print(embedded.notice("Redis", config.redis_url, refusal, self.redis), flush=True)
 
     def _check_dependencies(self) -> None:
         try:
@@ -223,8 +260,11 @@ class Stack:
     def service_env(self, name: str) -> dict[str, str]:
         """What a service reads from its environment, pointed at this stack."""
         config = self.config
+        code = [config.source_root / "services" / name / "src", config.source_root / KIT_SOURCE]
         return {
             **os.environ,
+            # Ahead of the editable installs: the code under source_root is what runs.
+            "PYTHONPATH": os.pathsep.join(map(str, code)),
             "ENVIRONMENT": "development",
             "SERVICE_NAME": name,
             "DATABASE_URL": self.database_url(name),
@@ -282,13 +322,10 @@ class Stack:
         ]
 
     def migrate(self, name: str) -> None:
-        result = subprocess.run(  # noqa: S603 - fixed argv
+        result = lifetime.run(
             [sys.executable, "-m", "alembic", "upgrade", "head"],
-            cwd=REPO_ROOT / "services" / name,
+            cwd=self.config.source_root / "services" / name,
             env=self.service_env(name),
-            capture_output=True,
-            text=True,
-            check=False,
         )
         if result.returncode != 0:
             raise StackError(f"migrations of {name} failed:\n{result.stderr[-3000:]}")
@@ -299,6 +336,8 @@ class Stack:
         try:
             if config.private_servers:
                 self._start_private_servers()
+            else:
+                self._embed_unusable_servers()
             self._check_dependencies()
             self._check_ports()
             for name in SERVICES:
@@ -329,7 +368,7 @@ class Stack:
                     name,
                     self.service_argv(name),
                     self.service_env(name),
-                    REPO_ROOT / "services" / name,
+                    config.source_root / "services" / name,
                 )
             self._process("gateway", self.gateway_argv(), self.gateway_env(), REPO_ROOT)
             self.wait_until_ready()
@@ -338,7 +377,7 @@ class Stack:
             raise
 
     def restart_process(self, name: str) -> None:
-        """Stop and start one child again (fault tests kill consumers, SMTP, ...)."""
+        """Stop and start one child again (fault tests kill consumers, SMTP, ...; reloads)."""
         process = self.processes[name]
         process.stop()
         process.start()
@@ -378,7 +417,8 @@ class Stack:
         for server in (self.redis, self.postgres):
             if server is not None:
                 server.stop()
-                server.cleanup()
+                if server not in self.embedded:
+                    server.cleanup()
         if self.config.owns_state_dir:
             shutil.rmtree(self.config.state_dir, ignore_errors=True)
 
@@ -413,35 +453,71 @@ def print_urls(config: StackConfig) -> None:
     print("\n".join(lines), flush=True)
 
 
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
+class _StopSignals:
+    """SIGINT, SIGTERM and SIGHUP stop the stack: the first interrupts whatever runs, any later
+    one is only counted. A terminal's Ctrl-C reaches us more than once (directly and through
+    `uv run`), and so does a TERM to the process group: a second signal must never cut the
+    clean-up short and leave children running."""
+
+    def __init__(self) -> None:
+        self.received = 0
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, self._handle)
+
+    def _handle(self, signum: int, frame: object) -> None:
+        self.received += 1
+        if self.received == 1:
+            raise KeyboardInterrupt
+
+    def stop_interrupting(self) -> None:
+        self.received = max(self.received, 1)
+
+
+def _stop_for_good(stack: Stack, reloader: "Reloader | None", signals: _StopSignals) -> None:
+    while True:
+        try:
+            signals.stop_interrupting()
+            if reloader is not None:
+                reloader.stop()
+            stack.stop()
+            return
+        except KeyboardInterrupt:  # the first signal, landing before stop_interrupting()
+            continue
 
 
 def run_foreground(config: StackConfig) -> int:
-    """`make dev`: start everything, print the URLs, stop cleanly on Ctrl-C or SIGTERM."""
-    signal.signal(signal.SIGTERM, _interrupt)
+    """`make dev`: start everything, print the URLs, reload changed services, stop cleanly on
+    Ctrl-C, SIGTERM or SIGHUP; children the clean stop misses die with us (devstack.lifetime)."""
+    from devstack.reload import Reloader  # it drives a Stack: imported here, not in a cycle
+
+    signals = _StopSignals()
     stack = Stack(config)
+    reloader: Reloader | None = None
+    started = False
     try:
-        stack.start()
-    except StackError as exc:
-        print(f"make dev: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 130
-    print_urls(config)
-    try:
-        while not (dead := stack.dead_processes()):
+        try:
+            stack.start()
+        except StackError as exc:
+            print(f"make dev: {exc}", file=sys.stderr)
+            return 1
+        started = True
+        print_urls(config)
+        if config.reload:
+            reloader = Reloader(stack)
+            reloader.start()
+        while True:
+            failed = reloader.failed if reloader else set()
+            if dead := [name for name in stack.dead_processes() if name not in failed]:
+                break
             time.sleep(0.5)
         for name in dead:
             print(f"{name} exited unexpectedly; stopping the stack", file=sys.stderr)
             print(stack.processes[name].log_tail(), file=sys.stderr)
         return 1
     except KeyboardInterrupt:
+        if not started:
+            return 130
         print("\nStopping…", flush=True)
         return 0
     finally:
-        # A terminal's Ctrl-C reaches us more than once (directly and through `uv run`);
-        # a second interrupt must not cut the clean-up short and leave children running.
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        stack.stop()
+        _stop_for_good(stack, reloader, signals)
