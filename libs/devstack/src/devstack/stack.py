@@ -205,7 +205,7 @@ class Stack:
         self.redis = RedisServer(self.config.state_dir / "redis", port=free_port())
         self.redis.start()
 
-    def _embed_unusable_servers(self) -> None:
+    def embed_unusable_servers(self) -> None:
         """Our own PostgreSQL and Redis where the machine's cannot be used as they are."""
         config = self.config
         refusal = asyncio.run(postgres_refusal(config.postgres_admin_dsn))
@@ -337,7 +337,7 @@ class Stack:
             if config.private_servers:
                 self._start_private_servers()
             else:
-                self._embed_unusable_servers()
+                self.embed_unusable_servers()
             self._check_dependencies()
             self._check_ports()
             for name in SERVICES:
