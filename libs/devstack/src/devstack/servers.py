@@ -10,6 +10,10 @@ hold the address see exactly what a production outage looks like.
         pg.stop()                         # outage: connections now fail
         pg.start()                        # recovery: same port, same data
 
+The servers run as our children (PostgreSQL too, not daemonized) and stop when the process
+that started them dies, however it dies (devstack.lifetime). make dev runs the same classes
+as its own servers where the machine's cannot be used, data kept (devstack.embedded).
+
 Both classes are synchronous (they run short subprocesses). From async code that must
 keep its event loop responsive, call them via `asyncio.to_thread(...)`.
 """

@@ -1,9 +1,11 @@
 """The native stack: databases, migrations, mail sink, the four services and the gateway.
 
 The gateway is the real Traefik on gateway/traefik.yml and gateway/dynamic.yml, as in
-compose (see devstack.traefik). `make dev` runs it all in the foreground; the end-to-end
-tests start it on free ports with private PostgreSQL and Redis servers, and stop pieces of
-it to inject faults.
+compose (see devstack.traefik). `make dev` runs it all in the foreground, on the machine's
+PostgreSQL and Redis or its own (devstack.embedded), restarting a service whose code changes
+(devstack.reload); the end-to-end tests start it on free ports with private PostgreSQL and
+Redis servers, and stop pieces of it to inject faults. Every child dies with the process that
+started it, however that one dies (devstack.lifetime).
 """
 
 import asyncio
