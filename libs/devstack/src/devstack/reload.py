@@ -109,7 +109,7 @@ class Reloader:
         process.note(f"{what} changed: restarting {name}")
         began = time.monotonic()
         try:
-            self.stack.restart_process(name)
+            self.stack.reload_service(name)
         except StackError as exc:
             self.failed.add(name)
             process.note(f"{name} did not start ({exc}); waiting for the next change")
