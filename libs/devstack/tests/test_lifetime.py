@@ -91,14 +91,22 @@ class Running:
         return {port for port in self.ports if port_is_listening("127.0.0.1", port)}
 
 
-def launch(argv_prefix: list[str], *, postgres: str, redis: str) -> Running:
+def cmdline(pid: int) -> list[bytes]:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return []
+
+
+def launch(argv_prefix: list[str], *, postgres: str, redis: str, reload: bool = False) -> Running:
     state_dir = Path(tempfile.mkdtemp(prefix="devstack-lifetime-"))
     os.chmod(state_dir, 0o755)  # noqa: S103 - the postgres OS user enters it (own server)
     log = state_dir / "make-dev.log"
     argv = [
         *argv_prefix,
-        *("-m", "devstack", "--free-ports", "--no-reload", "--state-dir", str(state_dir)),
+        *("-m", "devstack", "--free-ports", "--state-dir", str(state_dir)),
         *("--postgres", postgres, "--redis", redis),
+        *([] if reload else ["--no-reload"]),
     ]
     with log.open("wb") as out:
         process = subprocess.Popen(  # noqa: S603 - our own command line
@@ -110,11 +118,14 @@ def launch(argv_prefix: list[str], *, postgres: str, redis: str) -> Running:
         assert time.monotonic() < deadline, log.read_text(errors="replace")[-3000:]
         time.sleep(0.2)
     pids = descendants(process.pid)
-    devstack_pid = next(
-        pid
-        for pid in pids | {process.pid}
-        if b"devstack" in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    )
+    while reload:  # and each service's next process, warming up (devstack.standby)
+        standbys = [pid for pid in pids if b"devstack.standby" in cmdline(pid)]
+        if len(standbys) == 4:
+            break
+        assert time.monotonic() < deadline, f"standbys: {standbys}"
+        time.sleep(0.2)
+        pids = descendants(process.pid)
+    devstack_pid = next(pid for pid in pids | {process.pid} if b"devstack" in cmdline(pid))
     return Running(process, devstack_pid, pids, listening_ports(pids), log)
 
 
@@ -183,6 +194,7 @@ def test_sigkill_of_devstack_takes_every_child_with_it_own_servers_included() ->
         [sys.executable],
         postgres=f"postgresql://postgres@{nobody}/postgres",
         redis=f"redis://{nobody}/0",
+        reload=True,
     )
     commands = {Path(f"/proc/{pid}/comm").read_text().strip() for pid in running.pids}
     assert {"postgres", "redis-server", "traefik"} <= commands

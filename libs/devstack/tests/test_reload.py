@@ -16,6 +16,7 @@ from devstack import REPO_ROOT
 from devstack.provision import SERVICES
 from devstack.reload import Reloader, compile_error
 from devstack.stack import KIT_SOURCE, Stack, StackConfig
+from devstack.standby import READY
 
 PROBE = "/api/v1/items/-/reload-probe"
 PROBE_ROUTE = """
@@ -81,9 +82,14 @@ def log_of(stack: Stack, name: str) -> str:
     return (stack.logs_dir / f"{name}.log").read_text(errors="replace")
 
 
+def warm_standbys(stack: Stack, name: str) -> int:
+    return log_of(stack, name).count(READY)
+
+
 def test_an_edited_route_is_served_through_the_gateway_and_only_its_service_restarts(
     stack: Stack, source_root: Path
 ) -> None:
+    wait_for(lambda: warm_standbys(stack, "items") == 1, "warm standby", within=120)
     before = pids(stack)
     assert probe(stack).status_code != 200
     routes = source_root / "services/items/src/items/routes.py"
@@ -121,9 +127,12 @@ def test_a_syntax_error_is_shown_and_the_running_process_keeps_serving(
     assert probe(stack).json() == {"served": "after the edit"}  # the code it had
     assert stack.dead_processes() == []
 
+    wait_for(lambda: warm_standbys(stack, "items") == 2, "warm standby", within=120)
     save(routes, working)  # fixed: now it restarts
+    began = time.monotonic()
     wait_for(lambda: pids(stack)["items"] != before["items"], "restart after the fix")
     wait_for(lambda: probe(stack).status_code == 200, "route after the fix")
+    print(f"fix to new process serving through the gateway: {time.monotonic() - began:.1f}s")
     assert {name: pid for name, pid in pids(stack).items() if name != "items"} == {
         name: pid for name, pid in before.items() if name != "items"
     }

@@ -9,6 +9,7 @@ started it, however that one dies (devstack.lifetime).
 """
 
 import asyncio
+import contextlib
 import os
 import shutil
 import signal
@@ -120,33 +121,41 @@ class ManagedProcess:
         self.name, self.argv, self.env, self.cwd = name, argv, dict(env), cwd
         self.log_path, self.echo = log_path, echo
         self.process: subprocess.Popen[bytes] | None = None
+        #: The next process, warmed up and waiting for `replace()` (devstack.standby).
+        self.standby: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
+        self.process = self._spawn(self.argv)
+
+    def _spawn(self, argv: list[str], stdin: int | None = None) -> subprocess.Popen[bytes]:
         if not self.echo:
             # Straight into the file: copying every access-log line through a thread of ours
             # costs CPU the measured processes need (benchmarks, load runs).
             with self.log_path.open("ab") as log:
-                self.process = self._popen(log)
-            return
-        self.process = self._popen(subprocess.PIPE)
-        threading.Thread(target=self._copy_output, daemon=True).start()
+                return self._popen(argv, log, stdin)
+        process = self._popen(argv, subprocess.PIPE, stdin)
+        threading.Thread(target=self._copy_output, args=(process,), daemon=True).start()
+        return process
 
-    def _popen(self, stdout: int | IO[bytes]) -> subprocess.Popen[bytes]:
+    def _popen(
+        self, argv: list[str], stdout: int | IO[bytes], stdin: int | None
+    ) -> subprocess.Popen[bytes]:
         # Killed with us if we die without stopping it (SIGKILL, out of memory).
         return lifetime.popen(
-            self.argv,
+            argv,
             env=self.env,
             cwd=self.cwd,
+            stdin=stdin,
             stdout=stdout,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
 
-    def _copy_output(self) -> None:
-        if self.process is None or self.process.stdout is None:
+    def _copy_output(self, process: subprocess.Popen[bytes]) -> None:
+        if process.stdout is None:
             return
         with self.log_path.open("ab") as log:
-            for line in self.process.stdout:
+            for line in process.stdout:
                 log.write(line)
                 log.flush()
                 if self.echo:
@@ -164,6 +173,7 @@ class ManagedProcess:
             print(f"[{self.name}] devstack: {line}", flush=True)
 
     def stop(self, sig: signal.Signals = signal.SIGTERM, timeout: float = 10.0) -> None:
+        self._drop_standby()
         if self.process is None or self.process.poll() is not None:
             return
         os.killpg(self.process.pid, sig)
@@ -178,9 +188,26 @@ class ManagedProcess:
         old = self.process
         if old is not None and old.poll() is None:
             os.killpg(old.pid, signal.SIGTERM)
-        self.start()
+        standby, self.standby = self.standby, None
+        if standby is not None and standby.poll() is None and standby.stdin is not None:
+            with contextlib.suppress(OSError), standby.stdin:
+                standby.stdin.write(b"serve\n")
+            self.process = standby
+        else:
+            self.start()
         if old is not None:
             _wait_or_kill(old, timeout)
+
+    def warm_standby(self, argv: list[str]) -> None:
+        """Have a next process (devstack.standby's `argv`) import its libraries and wait."""
+        if self.standby is None or self.standby.poll() is not None:
+            self.standby = self._spawn(argv, stdin=subprocess.PIPE)
+
+    def _drop_standby(self) -> None:
+        standby, self.standby = self.standby, None
+        if standby is not None and standby.poll() is None:
+            os.killpg(standby.pid, signal.SIGKILL)
+            standby.wait()
 
     def log_tail(self, lines: int = 30) -> str:
         if not self.log_path.exists():
@@ -414,6 +441,11 @@ class Stack:
             # The old process held the port past the new one's imports; it is free now.
             process.start()
             self._wait_for(name, self._health_url(name))
+        process.warm_standby(self.standby_argv(name))
+
+    def standby_argv(self, name: str) -> list[str]:
+        """The service's command line, run warmed up by devstack.standby."""
+        return [sys.executable, "-m", "devstack.standby", *self.service_argv(name)[1:]]
 
     def _health_url(self, name: str) -> str:
         config = self.config
