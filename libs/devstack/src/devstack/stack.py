@@ -18,25 +18,24 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, TypeVar
 
-import asyncpg
 import httpx
-import redis
 
 from devstack import REPO_ROOT, embedded, lifetime
 from devstack.embedded import postgres_refusal, redis_refusal
 from devstack.ports import PortInUse, ensure_port_free, free_port
 from devstack.provision import SERVICES, ensure_service_database
-from devstack.servers import PostgresServer, RedisServer
+from devstack.servers import PostgresServer, RedisServer, ServerError
 from devstack.traefik import traefik_argv
 
 if TYPE_CHECKING:
     from devstack.reload import Reloader
 
+_Server = TypeVar("_Server", PostgresServer, RedisServer)
 #: servicekit's code, relative to a source root: every service runs it.
 KIT_SOURCE = Path("libs/servicekit/src")
 DEFAULT_SERVICE_PORTS = {"auth": 8001, "users": 8002, "items": 8003, "notifications": 8004}
@@ -256,32 +255,27 @@ class Stack:
         config = self.config
         refusal = asyncio.run(postgres_refusal(config.postgres_admin_dsn))
         if refusal is not None:
-            self.postgres = embedded.start_postgres(config.state_dir, config.host)
+            self.postgres = self._embed("PostgreSQL", refusal, embedded.start_postgres)
             self.embedded.append(self.postgres)
             dsn = config.postgres_admin_dsn
             print(embedded.notice("PostgreSQL", dsn, refusal, self.postgres), flush=True)
         refusal = redis_refusal(config.redis_url)
         if refusal is not None:
-            self.redis = embedded.start_redis(config.state_dir, config.host)
+            self.redis = self._embed("Redis", refusal, embedded.start_redis)
             self.embedded.append(self.redis)
             print(embedded.notice("Redis", config.redis_url, refusal, self.redis), flush=True)
 
+    def _embed(self, what: str, refusal: str, start: Callable[[Path, str], _Server]) -> _Server:
+        try:
+            return start(self.config.state_dir, self.config.host)
+        except ServerError as exc:
+            raise StackError(f"{what} cannot be used ({refusal}), nor our own: {exc}") from exc
+
     def _check_dependencies(self) -> None:
-        try:
-            asyncio.run(_postgres_answers(self.postgres_admin_dsn))
-        except Exception as exc:
-            raise StackError(
-                f"PostgreSQL is not reachable at {self.postgres_admin_dsn} ({exc}).\n"
-                "Start it, e.g.: pg_ctlcluster --skip-systemctl-redirect "
-                "$(ls /etc/postgresql) main start"
-            ) from exc
-        try:
-            redis.Redis.from_url(self.redis_url, socket_connect_timeout=3).ping()
-        except redis.RedisError as exc:
-            raise StackError(
-                f"Redis is not reachable at {self.redis_url} ({exc}).\n"
-                "Start it, e.g.: redis-server --daemonize yes --port 6379"
-            ) from exc
+        if refusal := asyncio.run(postgres_refusal(self.postgres_admin_dsn)):
+            raise StackError(f"PostgreSQL cannot be used at {self.postgres_admin_dsn}: {refusal}")
+        if refusal := redis_refusal(self.redis_url):
+            raise StackError(f"Redis cannot be used at {self.redis_url}: {refusal}")
 
     def _check_ports(self) -> None:
         ports = {
@@ -495,11 +489,6 @@ class Stack:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
-
-
-async def _postgres_answers(dsn: str) -> None:
-    connection = await asyncpg.connect(dsn, timeout=3)
-    await connection.close()
 
 
 def print_urls(config: StackConfig) -> None:
