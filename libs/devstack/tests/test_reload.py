@@ -144,3 +144,25 @@ def test_compile_error_names_the_file_and_line(tmp_path: Path) -> None:
     assert compile_error(module) == f"SyntaxError in {module}, line 2: expected ':'"
     module.write_text("x = 1\n")
     assert compile_error(module) is None
+
+
+def test_a_module_that_fails_at_import_is_reported_and_the_next_save_brings_it_back(
+    stack: Stack, source_root: Path
+) -> None:
+    routes = source_root / "services/items/src/items/routes.py"
+    working = routes.read_text()
+    before = pids(stack)
+
+    save(routes, working + "\nraise RuntimeError('broken at import')\n")
+    wait_for(lambda: "items did not start" in log_of(stack, "items"), "failure shown")
+    assert "RuntimeError: broken at import" in log_of(stack, "items")
+    assert {name: pid for name, pid in pids(stack).items() if name != "items"} == {
+        name: pid for name, pid in before.items() if name != "items"
+    }
+
+    save(routes, working)
+    wait_for(
+        lambda: httpx.get(f"{stack.config.gateway_url}/api/v1/items/health").status_code == 200,
+        "items back",
+    )
+    assert stack.dead_processes() == []

@@ -18,7 +18,7 @@ from pathlib import Path
 import watchfiles
 
 from devstack.provision import SERVICES
-from devstack.stack import KIT_SOURCE, Stack, StackError
+from devstack.stack import KIT_SOURCE, Stack
 
 __all__ = ["Reloader", "compile_error"]
 
@@ -54,6 +54,8 @@ class Reloader:
         self.broken: set[Path] = set()
         #: Services whose new process failed to start; the stack runs on without them.
         self.failed: set[str] = set()
+        #: Services being restarted right now.
+        self.restarting: set[str] = set()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="devstack-reload", daemon=True)
 
@@ -62,6 +64,10 @@ class Reloader:
         for name in SERVICES:
             self.stack.processes[name].warm_standby(self.stack.standby_argv(name))
         self._thread.start()
+
+    def excused(self) -> set[str]:
+        """Services whose process may be down without that being a crash of the stack."""
+        return self.failed | self.restarting
 
     def stop(self) -> None:
         """Stop watching; returns once a restart under way is over (then stop the stack)."""
@@ -112,11 +118,14 @@ class Reloader:
         process = self.stack.processes[name]
         process.note(f"{what} changed: restarting {name}")
         began = time.monotonic()
+        self.restarting.add(name)
         try:
             self.stack.reload_service(name)
-        except StackError as exc:
+        except Exception as exc:  # the watcher must outlive any failed restart
             self.failed.add(name)
             process.note(f"{name} did not start ({exc}); waiting for the next change")
             return
+        finally:
+            self.restarting.discard(name)
         self.failed.discard(name)
         process.note(f"{name} restarted in {time.monotonic() - began:.1f}s")

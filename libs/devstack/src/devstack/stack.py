@@ -185,8 +185,6 @@ class ManagedProcess:
         after its imports: the old one's graceful shutdown costs no time.
         """
         old = self.process
-        if old is not None and old.poll() is None:
-            os.killpg(old.pid, signal.SIGTERM)
         standby, self.standby = self.standby, None
         if standby is not None and standby.poll() is None and standby.stdin is not None:
             with contextlib.suppress(OSError), standby.stdin:
@@ -194,7 +192,10 @@ class ManagedProcess:
             self.process = standby
         else:
             self.start()
-        if old is not None:
+        # Only now: `process` never names an exited process while this one is being replaced.
+        if old is not None and old.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(old.pid, signal.SIGTERM)
             _wait_or_kill(old, timeout)
 
     def warm_standby(self, argv: list[str]) -> None:
@@ -559,8 +560,8 @@ def run_foreground(config: StackConfig) -> int:
             reloader = Reloader(stack)
             reloader.start()
         while True:
-            failed = reloader.failed if reloader else set()
-            if dead := [name for name in stack.dead_processes() if name not in failed]:
+            excused = reloader.excused() if reloader else set()
+            if dead := [name for name in stack.dead_processes() if name not in excused]:
                 break
             time.sleep(0.5)
         for name in dead:
