@@ -53,6 +53,8 @@ class Account(SQLModel, table=True):
         default_factory=lambda: [Role.USER.value],
         sa_type=ARRAY(sa.String(20)),  # type: ignore[call-overload]
     )
+    #: Bumped by every credential change; a login verified against an older one mints nothing.
+    credentials_version: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     created_at: datetime = timestamp_field(default_factory=utcnow)
     updated_at: datetime = timestamp_field(default_factory=utcnow)
 
