@@ -205,6 +205,41 @@ async def test_a_restarted_consumer_finishes_its_own_pending_messages(
     assert await effects(database) == ["pending"]
 
 
+async def test_a_consumer_restarted_under_a_new_name_takes_over_its_predecessors_messages(
+    database: Database, redis: Redis
+) -> None:
+    await stage(database, "held")
+    await relay(database, redis).publish_batch()
+    killed = consumer(database, redis, "host-101")
+    await killed.ensure_group()
+    await redis.xreadgroup("demo", "host-101", {STREAM: ">"}, count=10)  # read, then SIGKILL
+    restarted = consumer(database, redis, "host-102", dead_after_ms=200)  # claim_idle_ms: 30 s
+    assert await restarted.claim_from_dead_consumers() == 0  # it may only be slow yet
+    await asyncio.sleep(0.3)
+    assert await restarted.claim_from_dead_consumers() == 1
+    assert await effects(database) == ["held"]
+    assert (await redis.xpending(STREAM, "demo"))["pending"] == 0
+    # Once empty and silent for longer than claim_idle_ms, the dead consumer is forgotten.
+    forgetful = consumer(database, redis, "host-103", dead_after_ms=200, claim_idle_ms=200)
+    await forgetful.claim_from_dead_consumers()
+    names = {c["name"] for c in await redis.xinfo_consumers(STREAM, "demo")}
+    assert "host-101" not in names
+
+
+async def test_a_polling_consumers_messages_are_left_to_it(
+    database: Database, redis: Redis
+) -> None:
+    await stage(database, "busy")
+    await relay(database, redis).publish_batch()
+    busy = consumer(database, redis, "busy")
+    await busy.ensure_group()
+    await redis.xreadgroup("demo", "busy", {STREAM: ">"}, count=10)
+    other = consumer(database, redis, "other", dead_after_ms=60_000)
+    assert await other.claim_from_dead_consumers() == 0
+    assert (await redis.xpending(STREAM, "demo"))["pending"] == 1
+    assert await effects(database) == []
+
+
 async def test_a_poisoned_event_is_dead_lettered_and_does_not_block_the_rest(
     database: Database, redis: Redis
 ) -> None:

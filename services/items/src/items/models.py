@@ -13,6 +13,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import Field, SQLModel
 
 from servicekit.db import metadata
+from servicekit.events.erasures import register_erased_accounts
 from servicekit.events.outbox import register_outbox
 from servicekit.events.processed import register_processed_events
 from servicekit.fields import bounded_text
@@ -24,6 +25,7 @@ __all__ = ["metadata"]
 # items publishes events and consumes them.
 register_outbox(metadata)
 register_processed_events(metadata)
+register_erased_accounts(metadata)  # deletions are final, whatever the event order
 
 
 MAX_TAGS = 20

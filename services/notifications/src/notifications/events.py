@@ -17,6 +17,7 @@ from notifications import service
 from notifications.models import NotificationKind
 from notifications.settings import settings
 from servicekit.events.envelope import Envelope, Handler
+from servicekit.events.erasures import guard_erased_accounts
 
 WELCOME_TITLE = "Welcome!"
 WELCOME_BODY = "Your account is ready. Confirm your email address with the link we mailed you."
@@ -163,10 +164,13 @@ async def on_user_deleted(session: AsyncSession, envelope: Envelope) -> None:
     await service.erase_user(session=session, user_id=event.user_id)
 
 
-HANDLERS: dict[str, Handler] = {
-    "user.registered": on_user_registered,
-    "auth.verification_requested": on_verification_requested,
-    "auth.password_reset_requested": on_password_reset_requested,
-    "auth.password_changed": on_password_changed,
-    "user.deleted": on_user_deleted,
-}
+HANDLERS: dict[str, Handler] = guard_erased_accounts(
+    {
+        "user.registered": on_user_registered,
+        "auth.verification_requested": on_verification_requested,
+        "auth.password_reset_requested": on_password_reset_requested,
+        "auth.password_changed": on_password_changed,
+        "user.deleted": on_user_deleted,
+    },
+    erasing="user.deleted",
+)

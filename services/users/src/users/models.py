@@ -16,6 +16,7 @@ from pydantic import (
 from sqlmodel import Field, SQLModel
 
 from servicekit.db import metadata
+from servicekit.events.erasures import register_erased_accounts
 from servicekit.events.processed import register_processed_events
 from servicekit.fields import Text, bounded_text
 from servicekit.listing import Page
@@ -24,6 +25,7 @@ from servicekit.timestamps import timestamp_field, utcnow
 __all__ = ["metadata"]
 
 register_processed_events(metadata)  # users consumes events
+register_erased_accounts(metadata)  # deletions are final, whatever the event order
 
 DISPLAY_NAME_MAX = 64
 AVATAR_URL_MAX = 2048
