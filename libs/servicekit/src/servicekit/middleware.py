@@ -4,6 +4,7 @@ import logging
 import re
 import time
 import uuid
+from urllib.parse import urlsplit
 
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException
@@ -35,6 +36,19 @@ def incoming_request_id(scope: Scope) -> str:
     return uuid.uuid4().hex
 
 
+def same_origin_as_relative(headers: MutableHeaders, scope: Scope) -> None:
+    """A `Location` built from the request's own Host (Starlette's trailing-slash redirect)
+    becomes a relative one: the Host is the client's to choose, so an absolute URL from it
+    could send the next request anywhere. Relative, it stays on whatever URL the client used."""
+    location = headers.get("location")
+    if location is None:
+        return
+    request_host = Headers(scope=scope).get("host", "")
+    parts = urlsplit(location)
+    if parts.scheme in ("http", "https") and parts.netloc.lower() == request_host.lower():
+        headers["location"] = parts._replace(scheme="", netloc="").geturl() or "/"
+
+
 class RequestContextMiddleware:
     """Outermost of ours: every answer, errors and unexpected 500s included, gets these headers."""
 
@@ -57,6 +71,7 @@ class RequestContextMiddleware:
                 response_started = True
                 status_code = message["status"]
                 headers = MutableHeaders(scope=message)
+                same_origin_as_relative(headers, scope)
                 headers[REQUEST_ID_HEADER] = request_id
                 for name, value in SECURITY_HEADERS.items():
                     headers.setdefault(name, value)

@@ -33,7 +33,7 @@ def _normalise_email(value: str) -> str:
 
 Email = Annotated[EmailStr, AfterValidator(_normalise_email)]
 Password = Annotated[Text, StringConstraints(min_length=8, max_length=128)]
-FullName = bounded_text(0, 100, strip=True)
+FullName = bounded_text(0, 100, strip=True, shown_to_others=True)
 
 
 # ---- tables -------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ locks after a login committed ends that login's session; a login that locks afte
 change committed finds the account's `credentials_version` moved on and mints nothing.
 """
 
+import logging
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
@@ -22,6 +23,7 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from redis.asyncio import Redis
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -50,6 +52,8 @@ from servicekit.events.outbox import add_event
 from servicekit.listing import PageQuery, contains_pattern, fetch_page
 from servicekit.revocation import RevocationChecks
 from servicekit.timestamps import utcnow
+
+logger = logging.getLogger(__name__)
 
 PRODUCER = "auth"
 INVALID_CREDENTIALS = "Incorrect email or password"
@@ -617,11 +621,20 @@ async def resend_verification(*, session: AsyncSession, redis: Redis, caller: Pr
         raise TooManyRequests(retry_after, "A verification mail was sent recently")
 
 
-async def forgot_password(*, session: AsyncSession, redis: Redis, email: str) -> None:
-    """Silent for unknown emails and for repeated requests: the answer never differs."""
-    account = await get_account_by_email(session=session, email=email)
-    if account is not None and account.is_active:
-        await _mail_one_time_token(session=session, redis=redis, account=account, mailed=_RESET)
+async def forgot_password(
+    *, sessionmaker: async_sessionmaker[AsyncSession], redis: Redis, email: str
+) -> None:
+    """Runs once the 202 is sent, known email or not, so neither its time nor a failure can
+    tell whether the email has an account; a failure is logged, and the user asks again."""
+    try:
+        async with sessionmaker() as session:
+            account = await get_account_by_email(session=session, email=email)
+            if account is not None and account.is_active:
+                await _mail_one_time_token(
+                    session=session, redis=redis, account=account, mailed=_RESET
+                )
+    except Exception:  # noqa: BLE001 - nobody is waiting for an answer any more
+        logger.exception("password reset request not handled")
 
 
 async def _set_password(

@@ -37,9 +37,9 @@ if TYPE_CHECKING:
     RawTag = str
     SearchText = str
 else:
-    Title = bounded_text(1, 200, strip=True)
-    Description = bounded_text(0, 5000)
-    RawTag = bounded_text(1, 32, strip=True)
+    Title = bounded_text(1, 200, strip=True, shown_to_others=True)
+    Description = bounded_text(0, 5000, shown_to_others="lines")
+    RawTag = bounded_text(1, 32, strip=True, shown_to_others=True)
     SearchText = bounded_text(0, 200)
 
 #: Tags are case-insensitive: stored and matched lower-cased, so "Red" and "red" are one tag.

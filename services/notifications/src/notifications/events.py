@@ -90,7 +90,10 @@ def _queue_verification(
 
 
 async def on_user_registered(session: AsyncSession, envelope: Envelope) -> None:
-    """Welcome the new user, and mail the verification link when there is one."""
+    """Welcome the new user, and mail the verification link when there is one.
+
+    The mail greets the address, not the name typed at registration: until the link is
+    followed, the recipient may be a stranger, and the name the sender's own words."""
     event = UserRegistered.model_validate(envelope.data)
     service.notify(
         session=session,
@@ -104,7 +107,7 @@ async def on_user_registered(session: AsyncSession, envelope: Envelope) -> None:
             session,
             user_id=event.user_id,
             email=event.email,
-            name=event.full_name or event.email,
+            name=event.email,
             token=event.verification_token,
         )
 

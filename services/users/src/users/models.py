@@ -36,8 +36,8 @@ if TYPE_CHECKING:
     Bio = str
     SearchText = str
 else:
-    DisplayName = bounded_text(1, DISPLAY_NAME_MAX, strip=True)
-    Bio = bounded_text(0, 500)
+    DisplayName = bounded_text(1, DISPLAY_NAME_MAX, strip=True, shown_to_others=True)
+    Bio = bounded_text(0, 500, shown_to_others="lines")
     SearchText = bounded_text(0, 320)
 
 _HTTP_URL = TypeAdapter(HttpUrl)
