@@ -1,3 +1,4 @@
+import asyncio
 import time
 from typing import Any
 
@@ -60,6 +61,20 @@ async def test_repeated_failures_are_429_with_retry_after(
     assert locked.status_code == 429
     assert 0 < int(locked.headers["retry-after"]) <= 900
     assert locked.json()["detail"]
+
+
+async def test_guesses_sent_together_get_no_more_tries_than_guesses_sent_one_by_one(
+    client: httpx.AsyncClient, register: Any
+) -> None:
+    """The throttle counts an attempt before its password is checked: twenty guesses in
+    flight at once cannot all pass a check made before the first of them failed."""
+    await register("hugo@example.com")
+    guesses = [{"username": "hugo@example.com", "password": f"guess {n:02}"} for n in range(20)]
+    answers = await asyncio.gather(*(client.post(URL, data=guess) for guess in guesses))
+    statuses = sorted(answer.status_code for answer in answers)
+    assert statuses == [401] * 5 + [429] * 15  # LOGIN_MAX_FAILURES_PER_ACCOUNT
+    right = await client.post(URL, data={"username": "hugo@example.com", "password": PASSWORD})
+    assert right.status_code == 429
 
 
 async def test_failures_from_one_address_throttle_every_account_it_tries(

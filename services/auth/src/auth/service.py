@@ -299,15 +299,14 @@ async def authenticate(
 ) -> Account:
     """Identical answers for an unknown email and a wrong password, in content and in time."""
     email = email.strip().lower()
-    await throttle.ensure_login_allowed(redis, email=email, address=address)
+    await throttle.claim_login_attempt(redis, email=email, address=address)
     account = await get_account_by_email(session=session, email=email)
     password_hash = account.password_hash if account else None
     if not await passwords.verify_password(password_hash, password) or account is None:
-        await throttle.record_login_failure(redis, email=email, address=address)
-        raise Unauthorized(INVALID_CREDENTIALS)
+        raise Unauthorized(INVALID_CREDENTIALS)  # counted as a failure already
+    await throttle.forgive_login_attempt(redis, email=email, address=address)
     if not account.is_active:
         raise Unauthorized("Account is deactivated")
-    await throttle.clear_account_failures(redis, email=email)
     verified_version = account.credentials_version
     rehashed = None
     if passwords.needs_rehash(account.password_hash):
