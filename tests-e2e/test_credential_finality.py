@@ -153,3 +153,17 @@ def test_no_answer_names_the_server_software(api: httpx.Client, method: str, pat
     request.url = request.url.copy_with(raw_path=path.encode())
     response = api.send(request)
     assert "server" not in response.headers, response.headers["server"]
+
+
+@pytest.mark.parametrize(
+    "path", ["/api/v1/auth%2Fregister", "/api/v1%2Fauth%2Fregister", "/api/v1/auth%5Cregister"]
+)
+def test_a_registration_through_an_encoded_path_is_refused_before_any_service(
+    api: httpx.Client, fresh_email: str, path: str
+) -> None:
+    """Spelled so, it would once skip the credential routes' rate limit and still register."""
+    request = api.build_request("POST", "/", json={"email": fresh_email, "password": PASSWORD})
+    request.url = request.url.copy_with(raw_path=path.encode())
+    assert api.send(request).status_code == 400
+    again = api.post("/api/v1/auth/register", json={"email": fresh_email, "password": PASSWORD})
+    assert again.status_code == 201  # the refused spelling created nothing
