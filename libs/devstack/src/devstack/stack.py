@@ -360,6 +360,7 @@ class Stack:
             "--forwarded-allow-ips",
             "127.0.0.1",
             "--no-access-log",
+            "--no-server-header",  # no `Server: uvicorn` naming the software
         ]
 
     def migrate(self, name: str) -> None:

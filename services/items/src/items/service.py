@@ -31,7 +31,8 @@ from items.models import (
 )
 from items.settings import settings
 from servicekit.db import Database, ReadQuery
-from servicekit.errors import NotFound, PreconditionFailed
+from servicekit.errors import NotFound, PreconditionFailed, Unauthorized
+from servicekit.events.erasures import is_erased
 from servicekit.events.outbox import add_event
 from servicekit.listing import PageQuery, contains_pattern, fetch_page
 from servicekit.timestamps import utcnow
@@ -150,6 +151,8 @@ async def get_all(
 
 async def create(*, session: AsyncSession, owner_id: uuid.UUID, item_in: ItemCreate) -> ItemPublic:
     """Store a new item owned by `owner_id` and stage `item.created`."""
+    if await is_erased(session, owner_id):  # a request authorised just before the deletion
+        raise Unauthorized("Account no longer available")
     now = utcnow()
     item = Item.model_validate(
         item_in, update={"owner_id": owner_id, "created_at": now, "updated_at": now}
