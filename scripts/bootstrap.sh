@@ -121,9 +121,10 @@ fi
 # --- Docker (make test, make e2e-compose) -------------------------------------------------------
 # compose.yaml needs Engine >= 25 (healthcheck.start_interval) and the Compose v2 plugin. An engine
 # that answers and is new enough is used untouched (Docker Desktop, a distro engine). Otherwise,
-# as root on Debian: bookworm's docker.io is 20.10, so docker.io, docker-cli and docker-compose
-# come from the trixie archive, pinned so that nothing else is ever taken from trixie, and dockerd
-# is started with setsid (CI runs as root with no init system).
+# as root on Debian: bookworm's docker.io is 20.10, so docker.io, docker-cli, docker-buildx
+# (BuildKit: docker/Dockerfile uses cache mounts) and docker-compose come from the trixie archive,
+# pinned so that nothing else is ever taken from trixie, and dockerd is started with setsid (CI
+# runs as root with no init system).
 DOCKER_MIN_MAJOR=25
 
 engine_major() { docker version --format '{{.Server.Version}}' 2>/dev/null | cut -d. -f1; }
@@ -149,9 +150,9 @@ PIN
         apt_updated=""
         apt-get update -qq
     fi
-    say "installing docker.io, docker-cli and docker-compose from Debian trixie"
+    say "installing docker.io, docker-cli, docker-buildx and docker-compose from Debian trixie"
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-        docker.io/trixie docker-cli/trixie docker-compose/trixie >/dev/null
+        docker.io/trixie docker-cli/trixie docker-buildx/trixie docker-compose/trixie >/dev/null
 }
 
 start_dockerd() {
@@ -176,7 +177,7 @@ if [ "$purpose" = test ]; then
         fi
         start_dockerd
     fi
-    if ! docker compose version >/dev/null 2>&1; then
+    if ! docker compose version >/dev/null 2>&1 || ! docker buildx version >/dev/null 2>&1; then
         install_docker_from_trixie
     fi
 fi
