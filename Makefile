@@ -8,7 +8,7 @@ BOOTSTRAP_FOR := $(if $(filter test test-e2e e2e-compose,$(MAKECMDGOALS)),test,$
 SERVICES := auth users items notifications
 PYTEST := $(UV) run pytest
 
-.PHONY: bootstrap dev test lint format test-libs test-services test-deploy test-security test-reliability test-e2e e2e-compose soak reliability-report $(SERVICES:%=test-%) bench
+.PHONY: bootstrap dev test lint format test-libs test-services test-deploy test-security test-reliability test-e2e e2e-compose soak reliability-report $(SERVICES:%=test-%) bench offline-images
 
 bootstrap:  ## Install what this machine lacks; quiet when all is there
 	@UV=$(UV) scripts/bootstrap.sh $(BOOTSTRAP_FOR)
@@ -85,3 +85,8 @@ e2e-compose:
 
 bench:
 	$(UV) run python -m bench
+
+# Local stand-ins for the registry images, built from real software (docker/offline/build.sh
+# lists them): the base once, the rest through BuildKit's cache, so a second run takes seconds.
+offline-images: bootstrap
+	docker/offline/build.sh
