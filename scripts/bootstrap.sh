@@ -3,7 +3,8 @@
 #
 #   scripts/bootstrap.sh [dev|test|bench]
 #
-# dev:  uv (pip-installed into .dev/tools when none works), the locked dependencies
+# dev:  uv at pyproject.toml's required-version (pip-installed into .dev/tools when no uv of
+#       that version is found), the locked dependencies
 #       (`uv sync --frozen`), and the PostgreSQL and Redis server packages when their binaries
 #       are absent: `make dev --private`, the tests and the benchmarks start their own servers.
 # test: the same, plus Debian's Chromium for the browser tests (Playwright never downloads one),
@@ -45,7 +46,12 @@ apt_install() {
     fi
 }
 
-works() { [ -n "$1" ] && [ -x "$1" ] && "$1" --version >/dev/null 2>&1; }
+# The one uv version: pyproject.toml's required-version (uv refuses to run at another; the
+# Dockerfile's uv image is the same version, tests-deploy checks).
+UV_VERSION="$(sed -n 's/^required-version = "==\(.*\)"$/\1/p' pyproject.toml)"
+[ -n "$UV_VERSION" ] || die "pyproject.toml has no [tool.uv] required-version"
+
+works() { [ -n "$1" ] && [ -x "$1" ] && [ "$("$1" --version 2>/dev/null | cut -d' ' -f2)" = "$UV_VERSION" ]; }
 
 find_uv() {
     local candidate
@@ -66,7 +72,7 @@ find_uv() {
 }
 
 install_uv() {
-    say "no uv found: installing it with pip into $TOOLS"
+    say "no uv $UV_VERSION found: installing it with pip into $TOOLS"
     command -v python3 >/dev/null || die "python3 is missing: install it, then run make again"
     # Debian ships venv's pip (ensurepip) in a package of its own.
     if ! python3 -m venv "$TOOLS" >/dev/null 2>&1; then
@@ -74,14 +80,14 @@ install_uv() {
         apt_install python3-venv
         python3 -m venv "$TOOLS"
     fi
-    "$TOOLS/bin/python" -m pip install --quiet --disable-pip-version-check uv
+    "$TOOLS/bin/python" -m pip install --quiet --disable-pip-version-check "uv==$UV_VERSION"
 }
 
 uv="$(find_uv)"
 if [ -z "$uv" ]; then
     install_uv
     uv="$(find_uv)"
-    [ -n "$uv" ] || die "uv was installed into $TOOLS but does not run"
+    [ -n "$uv" ] || die "uv $UV_VERSION was installed into $TOOLS but does not run"
 fi
 uv="$(readlink -f "$uv")" # never a link to our own link
 if [ "$(readlink "$BIN/uv" 2>/dev/null)" != "$uv" ]; then

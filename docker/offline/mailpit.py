@@ -16,6 +16,10 @@ if __name__ == "__main__":
         with urllib.request.urlopen("http://127.0.0.1:8025/readyz", timeout=4) as answer:
             sys.exit(0 if answer.status == 200 else 1)
     max_messages = os.environ.get("MP_MAX_MESSAGES", "500")
+    every_interface = "0.0.0.0"  # noqa: S104 - in a container: the compose network reaches it
     sys.exit(
-        main(["--smtp-host", "0.0.0.0", "--http-host", "0.0.0.0", "--max-messages", max_messages])
+        main(
+            ["--smtp-host", every_interface, "--http-host", every_interface]
+            + ["--max-messages", max_messages]
+        )
     )
