@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -25,16 +26,15 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from swarm import REPO_ROOT, TestSwarm, run, wait_until  # noqa: E402
+from swarm import REPO_ROOT, STACK_FILE, NestedSwarm, run, wait_until  # noqa: E402
 
 SERVICES = ("auth", "users", "items", "notifications")
 #: The compose project the service images are built under: its own image names.
 IMAGE_PROJECT = "platformswarm"
-#: The addresses e2e tests send from (routed to this machine's `lo` for the session).
-CLIENT_NETWORK = os.environ.get("SWARM_CLIENT_NETWORK", "10.213.0.0/24")
 ARTIFACTS = REPO_ROOT / "test-artifacts"
 FIGURES: dict[str, Any] = {}
 
@@ -49,11 +49,22 @@ def offline_images() -> dict[str, str]:
 def build_service_images(root: Path, image_env: dict[str, str]) -> None:
     """The four service images, as compose builds them (BuildKit's cache makes a rebuild quick)."""
     run(
-        "docker", "compose", "--project-directory", str(REPO_ROOT), "--file",
-        str(REPO_ROOT / "compose.yaml"), "--env-file", str(root / ".env"),
-        "--project-name", IMAGE_PROJECT, "build", "--quiet", *SERVICES,
-        env=image_env, timeout=900,
-    )  # fmt: skip
+        "docker",
+        "compose",
+        "--project-directory",
+        str(REPO_ROOT),
+        "--file",
+        str(REPO_ROOT / "compose.yaml"),
+        "--env-file",
+        str(root / ".env"),
+        "--project-name",
+        IMAGE_PROJECT,
+        "build",
+        "--quiet",
+        *SERVICES,
+        env=image_env,
+        timeout=900,
+    )
 
 
 def write_secrets(root: Path) -> tuple[dict[str, str], str]:
@@ -71,16 +82,21 @@ def write_secrets(root: Path) -> tuple[dict[str, str], str]:
     return env, secrets_hash.strip()
 
 
+def stack_image(service: str, env: dict[str, str]) -> str:
+    """The image the stack file gives `service`, its `${NAME:-default}` resolved with `env`."""
+    image = yaml.safe_load(STACK_FILE.read_text())["services"][service]["image"]
+    return re.sub(r"\$\{(\w+):-([^}]*)\}", lambda m: env.get(m[1]) or m[2], image)
+
+
 def config_hash() -> str:
-    files = ["gateway/traefik.yml", "gateway/dynamic.yml", "docker/postgres/init-databases.sh",
-             "deploy/swarm/secrets-env.sh"]  # fmt: skip
-    return run("sh", "-c", f"cat {' '.join(files)} | sha256sum", env={}).split()[0][:12]
+    """The hash make swarm-up names the configs with (configs are immutable)."""
+    return run(str(REPO_ROOT / "scripts" / "swarm.sh"), "config-hash").strip()
 
 
 class Platform:
     """The deployed stack, as its users and its operator see it."""
 
-    def __init__(self, swarm: TestSwarm, env: dict[str, str], deploy_env: dict[str, str]) -> None:
+    def __init__(self, swarm: NestedSwarm, env: dict[str, str], deploy_env: dict[str, str]) -> None:
         self.swarm = swarm
         self.env = env
         self.deploy_env = deploy_env
@@ -105,23 +121,40 @@ class Platform:
             "MAILBOX_URL": self.mailbox_url,
             "E2E_ADMIN_EMAIL": self.env["FIRST_ADMIN_EMAIL"],
             "E2E_ADMIN_PASSWORD": self.env["FIRST_ADMIN_PASSWORD"],
-            "E2E_CLIENT_NETWORK": CLIENT_NETWORK,
+            # This machine is the trusted proxy in front of the gateway (GATEWAY_TRUSTED_IPS):
+            # each test client names its own address in X-Forwarded-For.
+            "E2E_FORWARDED_FOR": "1",
         }
 
     def run_e2e(self, *selection: str, workers: int = 2) -> subprocess.CompletedProcess[str]:
         """tests-e2e (or the files named) against the swarm, in a pytest process of its own."""
-        argv = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-rs",
-                "-n", str(workers), *(selection or ("tests-e2e",))]  # fmt: skip
+        argv = [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            "-q",
+            "-rs",
+            "-n",
+            str(workers),
+            *(selection or ("tests-e2e",)),
+        ]
         return subprocess.run(  # noqa: S603
-            argv, cwd=REPO_ROOT, env={**os.environ, **self.e2e_env()},
-            capture_output=True, text=True, timeout=900, check=False,
-        )  # fmt: skip
+            argv,
+            cwd=REPO_ROOT,
+            env={**os.environ, **self.e2e_env()},
+            capture_output=True,
+            text=True,
+            timeout=900,
+            check=False,
+        )
 
 
 @pytest.fixture(scope="session")
-def swarm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestSwarm]:
+def swarm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NestedSwarm]:
     node_image = run(str(REPO_ROOT / "tests-swarm" / "node" / "build.sh"), timeout=600).strip()
-    test_swarm = TestSwarm(node_image)
+    test_swarm = NestedSwarm(node_image)
     try:
         test_swarm.create()
         test_swarm.form()
@@ -131,26 +164,24 @@ def swarm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestSwarm]:
 
 
 @pytest.fixture(scope="session")
-def platform(swarm: TestSwarm, tmp_path_factory: pytest.TempPathFactory) -> Platform:
+def platform(swarm: NestedSwarm, tmp_path_factory: pytest.TempPathFactory) -> Platform:
     root = tmp_path_factory.mktemp("swarm-secrets")
     env, secrets_hash = write_secrets(root)
-    if os.environ.get("PROTO_PREBUILT"):
-        image_env = dict(line.split("=", 1) for line in os.environ["PROTO_PREBUILT"].split())
-    else:
-        image_env = offline_images()
-        build_service_images(root, image_env)
+    image_env = offline_images()
+    build_service_images(root, image_env)
     service_images = [f"{IMAGE_PROJECT}-{name}:latest" for name in SERVICES]
-    edge_and_data = [image_env.get(name, default) for name, default in (
-        ("TRAEFIK_IMAGE", "traefik:v3.7"), ("POSTGRES_IMAGE", "postgres:16-alpine"),
-        ("REDIS_IMAGE", "redis:7-alpine"), ("MAILPIT_IMAGE", "axllent/mailpit:v1.27"))]  # fmt: skip
+    edge_and_data = [
+        stack_image(name, image_env) for name in ("traefik", "postgres", "redis", "mailpit")
+    ]
     started = time.monotonic()
     with ThreadPoolExecutor() as pool:  # the service images into both nodes, the rest into node1
-        loads = [pool.submit(swarm.load_images, service_images, swarm.nodes),
-                 pool.submit(swarm.load_images, edge_and_data, swarm.nodes[:1])]  # fmt: skip
+        loads = [
+            pool.submit(swarm.load_images, service_images, swarm.nodes),
+            pool.submit(swarm.load_images, edge_and_data, swarm.nodes[:1]),
+        ]
         for load in loads:
             load.result()
     FIGURES["images_loaded_s"] = round(time.monotonic() - started, 1)
-    swarm.route_client_network(CLIENT_NETWORK)
     deploy_env = {
         **image_env,
         "IMAGE_PREFIX": f"{IMAGE_PROJECT}-",
@@ -158,6 +189,8 @@ def platform(swarm: TestSwarm, tmp_path_factory: pytest.TempPathFactory) -> Plat
         "SECRETS_HASH": secrets_hash,
         "CONFIG_HASH": config_hash(),
         "FIRST_ADMIN_EMAIL": env["FIRST_ADMIN_EMAIL"],
+        # Clients reach node1 from this machine's address on the nodes' network.
+        "GATEWAY_TRUSTED_IPS": f"{swarm.host_address}/32",
         # A lost task's unacknowledged events are claimed by a live one after 10 s.
         "EVENT_CLAIM_IDLE_MS": "10000",
     }

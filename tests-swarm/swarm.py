@@ -3,8 +3,8 @@
 The nodes are containers of tests-swarm/node's image on a bridge network of their own, each
 engine reachable from here through a socket in a temporary directory (bind-mounted into the
 node), so the host's docker CLI drives every node. Everything is named after one run id and
-removed by `TestSwarm.remove()`: node containers with their engines' volumes (and so the
-images loaded into them), the network, the socket directory, the route for client addresses.
+removed by `NestedSwarm.remove()`: node containers with their engines' volumes (and so the
+images loaded into them), the network and the socket directory.
 """
 
 from __future__ import annotations
@@ -34,8 +34,13 @@ NODE_RUN_OPTIONS = (
 )
 
 
-def run(*argv: str, env: Mapping[str, str] | None = None, timeout: float = 300,
-        check: bool = True, input: bytes | None = None) -> str:  # fmt: skip
+def run(
+    *argv: str,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 300,
+    check: bool = True,
+    input: bytes | None = None,
+) -> str:
     """Run a command; its stdout, or an AssertionError with its stderr."""
     result = subprocess.run(  # noqa: S603 - fixed docker argv
         argv,
@@ -75,13 +80,13 @@ class Node:
 
 
 @dataclass
-class TestSwarm:
+class NestedSwarm:
     """Two nested engines, node1 the manager (labelled for the data and the gateway), node2 a
     worker holding no database."""
 
     image: str
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
-    client_network: str = ""
+    host_address: str = ""  # this machine's address on the nodes' network
     nodes: list[Node] = field(default_factory=list)
 
     @property
@@ -95,22 +100,54 @@ class TestSwarm:
     def create(self) -> None:
         self.workdir = Path(tempfile.mkdtemp(prefix=f"{self.prefix}."))
         run("docker", "network", "create", "--label", f"platform-swarm={self.run_id}", self.prefix)
+        self.host_address = run(
+            "docker",
+            "network",
+            "inspect",
+            "--format",
+            "{{(index .IPAM.Config 0).Gateway}}",
+            self.prefix,
+        ).strip()
         for number in (1, 2):
-            node = Node(f"{self.prefix}-node{number}", f"node{number}", self.workdir / f"node{number}")
+            node = Node(
+                f"{self.prefix}-node{number}", f"node{number}", self.workdir / f"node{number}"
+            )
             node.socket_dir.mkdir()
             # The engine's data on a volume (overlay2 cannot stack on the node's own overlay).
             run("docker", "volume", "create", "--label", f"platform-swarm={self.run_id}", node.name)
-            run("docker", "run", "--detach", "--name", node.name, "--hostname", node.hostname,
-                "--label", f"platform-swarm={self.run_id}", "--network", self.prefix,
-                "--env", f"NODE_NAME={node.name}", "--volume", f"{node.name}:/var/lib/docker",
-                "--volume", f"{node.socket_dir}:/run/node", *NODE_RUN_OPTIONS, self.image)  # fmt: skip
+            run(
+                "docker",
+                "run",
+                "--detach",
+                "--name",
+                node.name,
+                "--hostname",
+                node.hostname,
+                "--label",
+                f"platform-swarm={self.run_id}",
+                "--network",
+                self.prefix,
+                "--env",
+                f"NODE_NAME={node.name}",
+                "--volume",
+                f"{node.name}:/var/lib/docker",
+                "--volume",
+                f"{node.socket_dir}:/run/node",
+                *NODE_RUN_OPTIONS,
+                self.image,
+            )
             node.address = run(
-                "docker", "inspect", "--format",
-                f'{{{{(index .NetworkSettings.Networks "{self.prefix}").IPAddress}}}}', node.name,
-            ).strip()  # fmt: skip
+                "docker",
+                "inspect",
+                "--format",
+                f'{{{{(index .NetworkSettings.Networks "{self.prefix}").IPAddress}}}}',
+                node.name,
+            ).strip()
             self.nodes.append(node)
         for node in self.nodes:
-            wait_until(f"{node.name}'s engine", lambda n=node: _answers(n), timeout=60, interval=0.5)
+            wait_until(
+                f"{node.name}'s engine", lambda n=node: _answers(n), timeout=60, interval=0.5
+            )
 
     def form(self) -> None:
         """node1 initialises the swarm, node2 joins as a worker; node1 gets both labels."""
@@ -118,9 +155,14 @@ class TestSwarm:
         token = self.manager.docker("swarm", "join-token", "--quiet", "worker").strip()
         self.nodes[1].docker("swarm", "join", "--token", token, f"{self.manager.address}:2377")
         self.manager.docker(
-            "node", "update", "--label-add", "platform.data=true",
-            "--label-add", "platform.edge=true", self.manager.hostname,
-        )  # fmt: skip
+            "node",
+            "update",
+            "--label-add",
+            "platform.data=true",
+            "--label-add",
+            "platform.edge=true",
+            self.manager.hostname,
+        )
 
     def load_images(self, images: Iterable[str], nodes: Iterable[Node]) -> None:
         """docker save once, docker load into the nodes at once (no registry needed)."""
@@ -128,10 +170,18 @@ class TestSwarm:
         run("docker", "save", "--output", str(archive), *images, timeout=600)
         loads = [
             subprocess.Popen(  # noqa: S603
-                ["docker", "-H", f"unix://{node.socket_dir}/docker.sock", "load", "--quiet",
-                 "--input", str(archive)],
-                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-            )  # fmt: skip
+                [
+                    "docker",
+                    "-H",
+                    f"unix://{node.socket_dir}/docker.sock",
+                    "load",
+                    "--quiet",
+                    "--input",
+                    str(archive),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+            )
             for node in nodes
         ]
         for load in loads:
@@ -148,9 +198,13 @@ class TestSwarm:
         """Each service of the stack: (running tasks, desired tasks)."""
         found = {}
         for line in self.manager.docker(
-            "service", "ls", "--filter", f"label=com.docker.stack.namespace={STACK}",
-            "--format", "{{.Name}} {{.Replicas}}",
-        ).splitlines():  # fmt: skip
+            "service",
+            "ls",
+            "--filter",
+            f"label=com.docker.stack.namespace={STACK}",
+            "--format",
+            "{{.Name}} {{.Replicas}}",
+        ).splitlines():
             name, replicas = line.split()[:2]
             running, desired = replicas.split("/")
             found[name.removeprefix(f"{STACK}_")] = (int(running), int(desired))
@@ -165,9 +219,14 @@ class TestSwarm:
     def tasks(self, service: str) -> list[dict[str, str]]:
         """The running tasks of a service: id, name and node."""
         output = self.manager.docker(
-            "service", "ps", f"{STACK}_{service}", "--filter", "desired-state=running",
-            "--format", "{{json .}}",
-        )  # fmt: skip
+            "service",
+            "ps",
+            f"{STACK}_{service}",
+            "--filter",
+            "desired-state=running",
+            "--format",
+            "{{json .}}",
+        )
         tasks = [json.loads(line) for line in output.splitlines()]
         return [
             {"id": t["ID"], "name": t["Name"], "node": t["Node"]}
@@ -181,15 +240,12 @@ class TestSwarm:
         socket = f"unix://{self.manager.socket_dir}/docker.sock"
         result = subprocess.run(  # noqa: S603
             ["docker", "-H", socket, "service", "logs", "--since", since, f"{STACK}_{service}"],
-            capture_output=True, text=True, timeout=60, check=True,
-        )  # fmt: skip
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
         return result.stdout + result.stderr
-
-    def route_client_network(self, network: str) -> None:
-        """Let this machine send from any address of `network` (AnyIP): the gateway then sees
-        each e2e test at an address of its own, as it would see distinct clients."""
-        run("ip", "route", "add", "local", network, "dev", "lo")
-        self.client_network = network
 
     def leftovers(self) -> list[str]:
         """What of this swarm still exists on this machine (nothing, after `remove`)."""
@@ -197,19 +253,22 @@ class TestSwarm:
         found = [
             f"{kind} {name}"
             for kind in ("container", "volume", "network")
-            for name in run("docker", kind, "ls", *(["--all"] if kind == "container" else []),
-                            "--quiet", "--filter", label).split()
-        ]  # fmt: skip
-        if self.client_network and self.client_network in run("ip", "route", "show", "table", "local"):
-            found.append(f"route {self.client_network}")
+            for name in run(
+                "docker",
+                kind,
+                "ls",
+                *(["--all"] if kind == "container" else []),
+                "--quiet",
+                "--filter",
+                label,
+            ).split()
+        ]
         if hasattr(self, "workdir") and self.workdir.exists():
             found.append(f"directory {self.workdir}")
         return found
 
     def remove(self) -> None:
         """Everything this swarm created on this machine, whatever state it is in."""
-        if self.client_network:
-            run("ip", "route", "del", "local", self.client_network, "dev", "lo", check=False)
         label = f"label=platform-swarm={self.run_id}"
         containers = run("docker", "ps", "--all", "--quiet", "--filter", label, check=False)
         if containers.split():

@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 from conftest import FIGURES, Platform
-from swarm import TestSwarm, run, wait_until
+from swarm import NestedSwarm, run, wait_until
 
 PASSWORD = "correct horse battery staple"
 
@@ -68,7 +68,7 @@ def test_the_end_to_end_suite_passes_against_the_swarm(platform: Platform) -> No
 
 
 def test_items_scaled_to_three_answer_reads_from_both_nodes(
-    platform: Platform, swarm: TestSwarm
+    platform: Platform, swarm: NestedSwarm
 ) -> None:
     started = time.monotonic()
     swarm.manager.docker("service", "scale", "--detach", "platform_items=3")
@@ -114,7 +114,7 @@ def test_items_scaled_to_three_answer_reads_from_both_nodes(
 
 
 def test_a_rolling_update_under_steady_requests_fails_none(
-    platform: Platform, swarm: TestSwarm
+    platform: Platform, swarm: NestedSwarm
 ) -> None:
     with httpx.Client(base_url=platform.gateway_url, timeout=10) as client:
         email = f"swarm-update-{uuid.uuid4().hex[:8]}@example.com"
@@ -131,7 +131,9 @@ def test_a_rolling_update_under_steady_requests_fails_none(
         while not stop.is_set():
             try:
                 with httpx.Client(base_url=platform.gateway_url, timeout=10) as reader:
-                    statuses[reader.get(f"/api/v1/items/{item['id']}", headers=auth).status_code] += 1
+                    statuses[
+                        reader.get(f"/api/v1/items/{item['id']}", headers=auth).status_code
+                    ] += 1
             except httpx.HTTPError as exc:
                 statuses[type(exc).__name__] += 1
             time.sleep(0.05)
@@ -142,9 +144,15 @@ def test_a_rolling_update_under_steady_requests_fails_none(
         time.sleep(2)
         started = time.monotonic()
         swarm.manager.docker(
-            "service", "update", "--detach=false", "--quiet", "--env-add",
-            f"ROLLOUT={uuid.uuid4().hex[:6]}", "platform_items", timeout=600,
-        )  # fmt: skip
+            "service",
+            "update",
+            "--detach=false",
+            "--quiet",
+            "--env-add",
+            f"ROLLOUT={uuid.uuid4().hex[:6]}",
+            "platform_items",
+            timeout=600,
+        )
         FIGURES["rolling_update_items_x3_s"] = round(time.monotonic() - started, 1)
         time.sleep(2)
     finally:
@@ -157,7 +165,7 @@ def test_a_rolling_update_under_steady_requests_fails_none(
 
 
 def test_node_two_lost_its_tasks_return_on_node_one_and_nothing_is_lost_or_doubled(
-    platform: Platform, swarm: TestSwarm
+    platform: Platform, swarm: NestedSwarm
 ) -> None:
     for service in ("auth", "users", "items", "notifications"):
         assert "node2" in {task["node"] for task in swarm.tasks(service)}, service
@@ -217,8 +225,10 @@ def test_node_two_lost_its_tasks_return_on_node_one_and_nothing_is_lost_or_doubl
     FIGURES["failover_registrations"] = {"201": len(accounts), **failures}
 
     # The journeys of the end-to-end suite pass on what is left.
-    journeys = [f"tests-e2e/test_{name}_journey.py" for name in
-                ("signup", "items", "notifications", "password", "session")]  # fmt: skip
+    journeys = [
+        f"tests-e2e/test_{name}_journey.py"
+        for name in ("signup", "items", "notifications", "password", "session")
+    ]
     FIGURES["e2e_journeys_after_loss"] = assert_all_passed(platform.run_e2e(*journeys))
 
     # Every registration answered 201, before, during and after the loss: exactly one
@@ -239,7 +249,7 @@ def test_node_two_lost_its_tasks_return_on_node_one_and_nothing_is_lost_or_doubl
     assert counts == Counter({1: len(accounts)}), counts
 
 
-def test_everything_is_removed_afterwards(swarm: TestSwarm) -> None:
+def test_everything_is_removed_afterwards(swarm: NestedSwarm) -> None:
     assert swarm.leftovers() != [], "the swarm should still exist before removal"
     swarm.remove()
     assert swarm.leftovers() == []

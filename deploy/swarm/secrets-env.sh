@@ -4,7 +4,7 @@
 # image's own entry point runs. The values never appear in the service's definition
 # (`docker service inspect`), only inside the container that needs them.
 set -eu
-for secret in /run/secrets/*; do
+for secret in "${SECRETS_DIR:-/run/secrets}"/*; do
     [ -f "$secret" ] || continue
     name="${secret##*/}"
     case "$name" in

@@ -19,8 +19,11 @@ if docker image inspect "$image" >/dev/null 2>&1; then
     exit 0
 fi
 
-command -v debootstrap >/dev/null || { say "debootstrap is missing (apt-get install debootstrap)"; exit 1; }
 [ "$(id -u)" -eq 0 ] || { say "debootstrap needs root"; exit 1; }
+if ! command -v debootstrap >/dev/null; then
+    say "installing debootstrap with apt-get"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null
+fi
 rootfs="$(mktemp -d /tmp/platform-swarm-node.XXXXXX)"
 trap 'rm -rf "$rootfs"' EXIT
 say "building $image (debootstrap trixie with docker.io)"
