@@ -6,8 +6,9 @@
 #   scripts/swarm.sh down          remove the stack; leave the swarm if `up` created it
 #   scripts/swarm.sh config-hash   the content hash the stack's configs are named with
 #
-# Variables: SWARM_STACK (platform), GATEWAY_PORT (8000), MAILBOX_PORT (8025), the *_IMAGE names
-# and *_REPLICAS of deploy/swarm/stack.yml. Volumes survive `down` (docker volume ls).
+# Variables: SWARM_STACK (platform), GATEWAY_PORT (8000), MAILBOX_PORT (8025), IMAGE_PREFIX and
+# IMAGE_TAG (images already built or pushed: nothing is built), the *_IMAGE names and
+# *_REPLICAS of deploy/swarm/stack.yml. Volumes survive `down` (docker volume ls).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,24 +28,30 @@ up() {
     [ -f .env ] || uv run python scripts/generate_env.py
     set -a && . ./.env && set +a
 
-    # The images: the official ones, else the offline stand-ins (as make e2e-compose does).
-    if ! docker compose pull --ignore-buildable --quiet >/dev/null 2>&1; then
-        say "no registry: using the offline stand-ins (docker/offline/build.sh)"
-        docker/offline/build.sh
-        while IFS= read -r assignment; do
-            export "${assignment?}"
-        done < <(docker/offline/build.sh --env)
+    # The images: with IMAGE_PREFIX set, the services' images are there already (a registry);
+    # otherwise built here as compose builds them, from the official images or, where no
+    # registry answers, the offline stand-ins (as make e2e-compose does).
+    if [ -z "${IMAGE_PREFIX:-}" ]; then
+        if ! docker compose pull --ignore-buildable --quiet >/dev/null 2>&1; then
+            say "no registry: using the offline stand-ins (docker/offline/build.sh)"
+            docker/offline/build.sh
+            while IFS= read -r assignment; do
+                export "${assignment?}"
+            done < <(docker/offline/build.sh --env)
+        fi
+        docker compose build --quiet
+        IMAGE_PREFIX="$(docker compose config --format json |
+            python3 -c 'import json, sys; print(json.load(sys.stdin)["name"])')-"
+        export IMAGE_PREFIX
     fi
-    docker compose build --quiet
-    export IMAGE_PREFIX="${IMAGE_PREFIX:-$(docker compose config --format json |
-        python3 -c 'import json, sys; print(json.load(sys.stdin)["name"])')-}"
 
     if [ "$(docker info --format '{{.Swarm.LocalNodeState}}')" != active ]; then
         say "making this engine a one-node swarm (docker swarm init)"
         docker swarm init --advertise-addr 127.0.0.1 >/dev/null
         mkdir -p .dev && touch "$CREATED_MARKER"
     fi
-    docker node update --label-add platform.data=true --label-add platform.edge=true self >/dev/null
+    docker node update --label-add platform.data=true --label-add platform.edge=true \
+        "$(docker info --format '{{.Swarm.NodeID}}')" >/dev/null
 
     SECRETS_HASH="$(uv run python scripts/swarm_secrets.py)"
     CONFIG_HASH="$(config_hash)"

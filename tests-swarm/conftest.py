@@ -30,13 +30,12 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from swarm import REPO_ROOT, STACK_FILE, NestedSwarm, run, wait_until  # noqa: E402
+from swarm import FIGURES, REPO_ROOT, STACK_FILE, NestedSwarm, run, wait_until  # noqa: E402
 
 SERVICES = ("auth", "users", "items", "notifications")
 #: The compose project the service images are built under: its own image names.
 IMAGE_PROJECT = "platformswarm"
 ARTIFACTS = REPO_ROOT / "test-artifacts"
-FIGURES: dict[str, Any] = {}
 
 
 def offline_images() -> dict[str, str]:

@@ -22,6 +22,8 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 STACK_FILE = REPO_ROOT / "deploy" / "swarm" / "stack.yml"
 STACK = "platform"
+#: What the suite measured (convergence, update, failover), printed at the end of the run.
+FIGURES: dict[str, object] = {}
 #: Nested engines need most capabilities and no seccomp filter, but not --privileged (refused
 #: where CAP_SYS_RESOURCE is missing); the cgroup tree is theirs to create their containers in.
 NODE_RUN_OPTIONS = (

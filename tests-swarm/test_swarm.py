@@ -15,8 +15,8 @@ from collections import Counter
 from typing import Any
 
 import httpx
-from conftest import FIGURES, Platform
-from swarm import NestedSwarm, run, wait_until
+from conftest import Platform
+from swarm import FIGURES, NestedSwarm, run, wait_until
 
 PASSWORD = "correct horse battery staple"
 

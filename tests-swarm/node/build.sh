@@ -40,5 +40,8 @@ tar -C "$rootfs" -c . | docker import \
     --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
     --change 'VOLUME /var/lib/docker' \
     - "$image" >/dev/null
+# Earlier builds of this image are stale: only the current one is kept.
+docker image ls --format '{{.Repository}}:{{.Tag}}' platform-swarm-node |
+    grep -vx "$image" | xargs -r docker image rm >/dev/null 2>&1 || true
 say "built $image"
 echo "$image"
