@@ -10,6 +10,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from servicekit import metrics, tracing
 from servicekit.logging import request_id_var
 
 logger = logging.getLogger("servicekit.access")
@@ -47,6 +48,7 @@ class RequestContextMiddleware:
             return
         request_id = incoming_request_id(scope)
         token = request_id_var.set(request_id)
+        trace_token, span = tracing.enter_request(scope)
         started = time.perf_counter()
         status_code = 500
         response_started = False
@@ -72,15 +74,19 @@ class RequestContextMiddleware:
             await response(scope, receive, send_with_headers)
         finally:
             if scope["type"] == "http":
+                seconds = time.perf_counter() - started
                 logger.info(
                     "request",
                     extra={
                         "method": scope["method"],
                         "path": scope["path"],
                         "status": status_code,
-                        "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                        "duration_ms": round(seconds * 1000, 2),
                     },
                 )
+                metrics.observe_request(scope, status_code, seconds)
+            route = metrics.route_template(scope)
+            tracing.exit_request(trace_token, span, scope, route=route, status=status_code)
             request_id_var.reset(token)
 
 

@@ -55,6 +55,7 @@ class OutboxEvent(PlatformTable, table=True):
     request_id: str | None = Field(default=None, max_length=128)
     data: dict[str, Any] = Field(sa_type=JSONB)  # type: ignore[call-overload]
     published_at: datetime | None = timestamp_field(default=None)
+    traceparent: str | None = Field(default=None, max_length=55)
 
     def envelope(self) -> Envelope:
         return Envelope(
@@ -64,6 +65,7 @@ class OutboxEvent(PlatformTable, table=True):
             producer=self.producer,
             request_id=self.request_id,
             data=self.data,
+            traceparent=self.traceparent,
         )
 
 
@@ -83,6 +85,7 @@ def add_event(session: AsyncSession, *, type: str, producer: str, data: dict[str
             producer=envelope.producer,
             request_id=envelope.request_id,
             data=envelope.model_dump(mode="json")["data"],
+            traceparent=envelope.traceparent,
         )
     )
     _announce_commit(session.sync_session)
