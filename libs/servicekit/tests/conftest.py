@@ -93,6 +93,7 @@ async def demo_app(postgres: PostgresServer, redis_server: RedisServer) -> Async
         REDIS_URL=redis_server.url,
         DEPENDENCY_TIMEOUT=1.0,
         ENVIRONMENT="test",
+        METRICS_PORT=free_port(),
     )
     app = create_app(settings, routers=[demo_router()], title="Demo")
     async with app.router.lifespan_context(app):

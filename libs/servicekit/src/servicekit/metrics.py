@@ -78,9 +78,12 @@ DB_POOL_IN_USE = Gauge(
 
 
 def route_template(scope: Scope) -> str:
-    """The matched route's template (`/api/v1/items/{item_id}`), set on the scope by routing."""
-    route = scope.get("route")
-    return getattr(route, "path", None) or UNMATCHED_ROUTE
+    """The matched route's full template (`/api/v1/items/{item_id}`), left on the scope by
+    routing: FastAPI's effective route (an included router's route with its prefix), else
+    Starlette's route (the app's own, such as the docs)."""
+    effective = scope.get("fastapi", {}).get("effective_route_context")
+    template = getattr(effective, "path_format", None) or getattr(scope.get("route"), "path", None)
+    return template or UNMATCHED_ROUTE
 
 
 def observe_request(scope: Scope, status: int, seconds: float) -> None:
