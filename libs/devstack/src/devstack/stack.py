@@ -26,11 +26,15 @@ import redis
 
 from devstack import REPO_ROOT
 from devstack.ports import PortInUse, ensure_port_free, free_port
+from devstack.prometheus import prometheus_argv, prometheus_executable
 from devstack.provision import SERVICES, ensure_service_database
 from devstack.servers import PostgresServer, RedisServer
 from devstack.traefik import traefik_argv
 
 DEFAULT_SERVICE_PORTS = {"auth": 8001, "users": 8002, "items": 8003, "notifications": 8004}
+#: Each service's metrics port (METRICS_PORT), and Prometheus's, when `make dev` runs.
+DEFAULT_METRICS_PORTS = {"auth": 9101, "users": 9102, "items": 9103, "notifications": 9104}
+DEFAULT_PROMETHEUS_PORT = 9090
 
 
 class StackError(RuntimeError):
@@ -55,6 +59,9 @@ class StackConfig:
     #: Set when the stack made `state_dir` itself and so removes it on stop.
     owns_state_dir: bool = False
     extra_env: dict[str, str] = field(default_factory=dict)
+    metrics_ports: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_METRICS_PORTS))
+    prometheus_port: int = DEFAULT_PROMETHEUS_PORT
+    prometheus_scrape_interval: str = "5s"
 
     @classmethod
     def isolated(cls, **overrides: object) -> "StackConfig":
@@ -69,6 +76,9 @@ class StackConfig:
             state_dir=Path(tempfile.mkdtemp(prefix="devstack-")),
             echo_logs=False,
             owns_state_dir=True,
+            metrics_ports={name: free_port() for name in SERVICES},
+            prometheus_port=free_port(),
+            prometheus_scrape_interval="1s",
         )
         for key, value in overrides.items():
             setattr(config, key, value)
@@ -88,6 +98,10 @@ class StackConfig:
 
     def service_url(self, name: str) -> str:
         return f"http://{self.host}:{self.service_ports[name]}"
+
+    @property
+    def prometheus_url(self) -> str:
+        return f"http://{self.host}:{self.prometheus_port}"
 
 
 class ManagedProcess:
@@ -207,6 +221,8 @@ class Stack:
             "mail sink (HTTP)": self.config.mail_http_port,
             "mail sink (SMTP)": self.config.smtp_port,
             **self.config.service_ports,
+            **{f"{name} metrics": port for name, port in self.config.metrics_ports.items()},
+            "prometheus": self.config.prometheus_port,
         }
         for owner, port in ports.items():
             try:
@@ -235,6 +251,8 @@ class Stack:
             "AUTH_KEYS_DIR": str(config.state_dir / "keys"),
             "SMTP_HOST": config.host,
             "SMTP_PORT": str(config.smtp_port),
+            "METRICS_HOST": config.host,
+            "METRICS_PORT": str(config.metrics_ports[name]),
             **config.extra_env,
         }
 
@@ -332,10 +350,28 @@ class Stack:
                     REPO_ROOT / "services" / name,
                 )
             self._process("gateway", self.gateway_argv(), self.gateway_env(), REPO_ROOT)
+            self._start_prometheus()
             self.wait_until_ready()
         except BaseException:
             self.stop()
             raise
+
+    def _start_prometheus(self) -> None:
+        """Scrape every service and the gateway, when Debian's `prometheus` is installed."""
+        executable = prometheus_executable()
+        if executable is None:
+            return
+        config = self.config
+        targets = {name: f"{config.host}:{port}" for name, port in config.metrics_ports.items()}
+        targets["gateway"] = f"{config.host}:{config.gateway_internal_port}"
+        argv = prometheus_argv(
+            executable,
+            state_dir=config.state_dir / "prometheus",
+            listen=f"{config.host}:{config.prometheus_port}",
+            targets=targets,
+            scrape_interval=config.prometheus_scrape_interval,
+        )
+        self._process("prometheus", argv, os.environ, REPO_ROOT)
 
     def restart_process(self, name: str) -> None:
         """Stop and start one child again (fault tests kill consumers, SMTP, ...)."""
@@ -348,6 +384,8 @@ class Stack:
         config = self.config
         if name == "gateway":
             return f"{config.gateway_internal_url}/ping"
+        if name == "prometheus":
+            return f"{config.prometheus_url}/-/ready"
         if name == "mailsink":
             return f"{config.mailbox_url}/api/v1/messages"
         return f"{config.service_url(name)}/api/v1/{name}/health"
@@ -406,6 +444,7 @@ def print_urls(config: StackConfig) -> None:
         f"  gateway        {gateway}  (Traefik)",
         *(f"  {name:<14} {gateway}/api/v1/{name}/docs" for name in SERVICES),
         f"  mailbox        {config.mailbox_url}/api/v1/messages",
+        f"  prometheus     {config.prometheus_url}  (when Debian's prometheus is installed)",
         f"  logs           {config.state_dir / 'logs'}",
         "Press Ctrl-C to stop.",
         "",
