@@ -69,7 +69,10 @@ def create_app(
         if settings.RUN_EVENT_WORKERS and event_handlers:
             workers.append(build_consumer(app, event_handlers).run)
         metrics_server = serve_metrics(
-            app, publishes_events=publishes_events, consumes=bool(event_handlers), workers=workers
+            app,
+            publishes_events=publishes_events,
+            handled_types=list(event_handlers or ()),
+            workers=workers,
         )
         try:
             async with AsyncExitStack() as stack:

@@ -9,6 +9,7 @@ publish it, so only the operator's Prometheus on the inner network reaches it.
 
 import asyncio
 import logging
+from collections.abc import Collection
 from threading import Thread
 from typing import TYPE_CHECKING, Any
 
@@ -178,18 +179,30 @@ def revocation_check_failed() -> None:
 
 
 def serve_metrics(
-    app: "FastAPI", *, publishes_events: bool, consumes: bool, workers: list["Worker"]
+    app: "FastAPI",
+    *,
+    publishes_events: bool,
+    handled_types: Collection[str],
+    workers: list["Worker"],
 ) -> MetricsServer | None:
     """Serve this process's metrics on METRICS_PORT, with the pipeline sampled beside."""
     settings: ServiceSettings = app.state.settings
     track_pools(app.state.database)
+    # Series exist from the start, at 0: a rate or increase sees the first one, and the
+    # dashboard's queries find them before anything happened.
+    for result in ("valid", "invalid", "revoked", "unavailable"):
+        TOKEN_VERIFICATIONS.labels(result)
+    for event_type in handled_types:
+        HANDLER_FAILURES.labels(settings.SERVICE_NAME, event_type)
+    if handled_types:
+        EVENTS_DEAD_LETTERED.labels(settings.SERVICE_NAME)
     if settings.METRICS_PORT is None:
         return None
     sampler = PipelineSampler(
         database=app.state.database,
         redis=app.state.redis,
         stream=settings.EVENT_STREAM,
-        group=settings.SERVICE_NAME if consumes else None,
+        group=settings.SERVICE_NAME if handled_types else None,
         samples_outbox=publishes_events,
         interval=settings.METRICS_SAMPLE_INTERVAL,
     )

@@ -10,6 +10,11 @@ MAIL_DELIVERY_ATTEMPTS = Histogram(
     ["status"], buckets=(1, 2, 3, 5, 8),
 )  # fmt: skip
 
+for _status in ("sent", "retrying", "failed"):  # every series from the start, at 0
+    MAIL_DELIVERIES.labels(_status)
+    if _status != "retrying":
+        MAIL_DELIVERY_ATTEMPTS.labels(_status)
+
 
 def record_outcome(status: str, attempts: int) -> None:
     MAIL_DELIVERIES.labels(status).inc()

@@ -152,9 +152,6 @@ class EventConsumer:
                 if error is not None:
                     await self._dead_letter(message_id, fields, error)
                     return
-                logger.info(
-                    "event handled", extra={"event_id": str(envelope.id), "type": envelope.type}
-                )
         await self.redis.xack(self.stream, self.group, message_id)
 
     async def _handle_with_retries(self, handler: Handler, envelope: Envelope) -> str | None:
@@ -164,6 +161,9 @@ class EventConsumer:
             for attempt in range(1, self.max_attempts + 1):
                 try:
                     await self._handle_once(handler, envelope)
+                    logger.info(
+                        "event handled", extra={"event_id": str(envelope.id), "type": envelope.type}
+                    )
                     return None
                 except Exception as exc:  # noqa: BLE001 - a handler's bug or bad data
                     if is_transient(exc):
