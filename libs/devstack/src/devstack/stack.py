@@ -34,7 +34,7 @@ from devstack.traefik import traefik_argv
 DEFAULT_SERVICE_PORTS = {"auth": 8001, "users": 8002, "items": 8003, "notifications": 8004}
 #: Each service's metrics port (METRICS_PORT), and Prometheus's, when `make dev` runs.
 DEFAULT_METRICS_PORTS = {"auth": 9101, "users": 9102, "items": 9103, "notifications": 9104}
-DEFAULT_PROMETHEUS_PORT = 9090
+DEFAULT_PROMETHEUS_PORT = 9190  # not 9090: a system Prometheus (Debian starts one) may hold it
 
 
 class StackError(RuntimeError):
