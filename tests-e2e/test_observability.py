@@ -169,7 +169,8 @@ def log_lines(service: str) -> list[dict[str, Any]]:
     if logs_dir:
         text = (Path(logs_dir) / f"{service}.log").read_text(errors="replace")
     else:
-        command = ["docker", "compose", "logs", "--no-color", "--no-log-prefix", service]
+        container = "traefik" if service == "gateway" else service
+        command = ["docker", "compose", "logs", "--no-color", "--no-log-prefix", container]
         text = subprocess.run(command, capture_output=True, text=True, check=True).stdout  # noqa: S603
     lines = []
     for line in text.splitlines():
@@ -208,3 +209,23 @@ def test_a_registrations_trace_id_is_in_auth_relay_and_consumer_log_lines(
     handled = eventually(lambda: traced("notifications", "event handled"), timeout=20)
     assert handled and handled[0]["type"] == "user.registered", handled
     assert handled[0]["request_id"] == registered.headers["x-request-id"]
+
+
+def test_the_gateway_starts_the_trace_the_service_continues(
+    api: httpx.Client, eventually: Eventually
+) -> None:
+    """No traceparent from the client: Traefik's access log and the service's log line name
+    the same trace."""
+    path = f"/api/v1/auth/untraced-{secrets.token_hex(6)}"
+    assert api.get(path).status_code == 404
+
+    def found() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        gateway = [line for line in log_lines("gateway") if line.get("RequestPath") == path]
+        auth = [line for line in log_lines("auth") if line.get("path") == path]
+        return gateway, auth
+
+    gateway, auth = eventually(lambda: all(found()), timeout=20) and found()
+    assert (
+        re.fullmatch(r"[0-9a-f]{32}", gateway[0]["TraceId"]) and gateway[0]["TraceId"] != "0" * 32
+    )
+    assert auth[0]["trace_id"] == gateway[0]["TraceId"]
