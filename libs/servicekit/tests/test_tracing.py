@@ -2,8 +2,14 @@
 
 import json
 import logging
+import os
+import subprocess
+import sys
+import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from typing import ClassVar
 
 import httpx
 import pytest
@@ -28,7 +34,9 @@ from servicekit.redis import create_redis
 STREAM = "trace-events"
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT_ID = "00f067aa0ba902b7"
+#: Sampled, as a client may send it; Traefik passes on its own, unsampled (flags 00).
 TRACEPARENT = f"00-{TRACE_ID}-{PARENT_ID}-01"
+UNSAMPLED = f"00-{TRACE_ID}-{PARENT_ID}-00"
 
 
 class JsonLines(logging.Handler):
@@ -198,3 +206,60 @@ async def test_the_consumer_span_is_linked_to_the_producer_span(
     assert producer.parent is not None and producer.parent.span_id == server.context.span_id
     assert [link.context.span_id for link in consumer.links] == [producer.context.span_id]
     assert consumer.parent is not None and consumer.parent.span_id == producer.context.span_id
+
+
+# ---- export -----------------------------------------------------------------------------------
+
+EXPORTING_PROCESS = """
+from opentelemetry import trace
+from servicekit import tracing
+tracing.configure_tracing("demo")
+scope = {"type": "http", "method": "GET", "path": "/x", "headers": [(b"traceparent", TRACEPARENT)]}
+token, span = tracing.enter_request(scope)
+tracing.exit_request(token, span, scope, route="/x", status=200)
+trace.get_tracer_provider().force_flush()
+"""
+
+
+class Collector(BaseHTTPRequestHandler):
+    """An OTLP/HTTP endpoint that keeps what it is sent."""
+
+    received: ClassVar[list[tuple[str, bytes]]] = []
+
+    def do_POST(self) -> None:  # noqa: N802 - the handler's protocol
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        self.received.append((self.path, body))
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-protobuf")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_spans_are_exported_over_otlp_when_an_endpoint_is_set() -> None:
+    server = HTTPServer(("127.0.0.1", 0), Collector)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        env = {
+            **os.environ,
+            "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{server.server_port}",
+        }
+        code = EXPORTING_PROCESS.replace("TRACEPARENT", repr(UNSAMPLED.encode()))
+        subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=60)  # noqa: S603
+    finally:
+        server.shutdown()
+    (path, body), *_ = Collector.received
+    assert path == "/v1/traces"
+    # Sampled although Traefik's parent is not: the span with the caller's trace id was sent.
+    assert bytes.fromhex(TRACE_ID) in body and b"GET /x" in body
+
+
+def test_nothing_is_recorded_without_an_endpoint() -> None:
+    code = "from servicekit import tracing\n"
+    code += "tracing.configure_tracing('demo')\nprint(tracing.is_recording())"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    argv = [sys.executable, "-c", code]
+    result = subprocess.run(argv, env=env, capture_output=True, text=True, check=True)  # noqa: S603
+    assert result.stdout.strip() == "False"

@@ -56,8 +56,12 @@ def configure_tracing(service: str) -> None:
     from opentelemetry.sdk.resources import SERVICE_NAME, Resource
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 
-    provider = TracerProvider(resource=Resource.create({SERVICE_NAME: service}))
+    # Traefik passes on an unsampled parent (it records no span itself): with the SDK's
+    # default sampler, which follows the parent, no service would record either.
+    sampler = None if os.environ.get("OTEL_TRACES_SAMPLER") else ALWAYS_ON
+    provider = TracerProvider(resource=Resource.create({SERVICE_NAME: service}), sampler=sampler)
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
     trace.set_tracer_provider(provider)
     AsyncPGInstrumentor().instrument()
