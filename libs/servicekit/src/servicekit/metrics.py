@@ -87,14 +87,15 @@ def route_template(scope: Scope) -> str:
     return template or UNMATCHED_ROUTE
 
 
-def observe_request(scope: Scope, status: int, seconds: float) -> None:
-    method = scope["method"] if scope["method"] in _KNOWN_METHODS else "OTHER"
-    key = (route_template(scope), method, status)
+def observe_request(route: str, method: str, status: int, seconds: float) -> None:
+    # Bounded before it is a key: a client choosing methods must not grow the cache.
+    method = method if method in _KNOWN_METHODS else "OTHER"
+    key = (route, method, status)
     children = _children.get(key)
     if children is None:
         children = (
-            HTTP_REQUESTS.labels(key[0], method, str(status)),
-            HTTP_REQUEST_DURATION.labels(key[0], method),
+            HTTP_REQUESTS.labels(route, method, str(status)),
+            HTTP_REQUEST_DURATION.labels(route, method),
         )
         _children[key] = children
     children[0].inc()

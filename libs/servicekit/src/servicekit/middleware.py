@@ -73,6 +73,7 @@ class RequestContextMiddleware:
             response = JSONResponse({"detail": "Internal server error"}, status_code=500)
             await response(scope, receive, send_with_headers)
         finally:
+            route = metrics.route_template(scope)
             if scope["type"] == "http":
                 seconds = time.perf_counter() - started
                 logger.info(
@@ -84,8 +85,7 @@ class RequestContextMiddleware:
                         "duration_ms": round(seconds * 1000, 2),
                     },
                 )
-                metrics.observe_request(scope, status_code, seconds)
-            route = metrics.route_template(scope)
+                metrics.observe_request(route, scope["method"], status_code, seconds)
             tracing.exit_request(trace_token, span, scope, route=route, status=status_code)
             request_id_var.reset(token)
 
