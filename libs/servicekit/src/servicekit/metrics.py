@@ -13,7 +13,13 @@ from collections.abc import Collection
 from threading import Thread
 from typing import TYPE_CHECKING, Any
 
-from prometheus_client import Counter, Gauge, Histogram, start_http_server
+from prometheus_client import (
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    start_http_server,
+)
 from redis.asyncio import Redis
 from starlette.types import Scope
 
@@ -29,6 +35,10 @@ if TYPE_CHECKING:
     from servicekit.db import Database
 
 logger = logging.getLogger(__name__)
+
+# A `_created` gauge beside every counter and histogram would double the series for nothing
+# the dashboard or the alerts use.
+disable_created_metrics()
 
 # ---- requests ---------------------------------------------------------------------------------
 HTTP_REQUESTS = Counter(
