@@ -174,9 +174,10 @@ def log_lines(service: str) -> list[dict[str, Any]]:
         text = subprocess.run(command, capture_output=True, text=True, check=True).stdout  # noqa: S603
     lines = []
     for line in text.splitlines():
-        if line.startswith("{"):
+        start = line.find("{")  # compose may put terminal escapes before the JSON
+        if start >= 0:
             try:
-                lines.append(json.loads(line))
+                lines.append(json.loads(line[start:]))
             except ValueError:
                 continue
     return lines
@@ -224,7 +225,8 @@ def test_the_gateway_starts_the_trace_the_service_continues(
         auth = [line for line in log_lines("auth") if line.get("path") == path]
         return gateway, auth
 
-    gateway, auth = eventually(lambda: all(found()), timeout=20) and found()
+    assert eventually(lambda: all(found()), timeout=20), found()
+    gateway, auth = found()
     assert (
         re.fullmatch(r"[0-9a-f]{32}", gateway[0]["TraceId"]) and gateway[0]["TraceId"] != "0" * 32
     )
