@@ -9,7 +9,10 @@ Without arguments:
      migrate one after the other: Alembic takes no lock of its own, and two upgrades of a
      fresh database at once collide.
   3. Replace this process with uvicorn (exec): it becomes PID 1 and gets docker's SIGTERM.
-With arguments, run them instead: `docker compose run --rm items alembic current`.
+`migrate` alone does steps 1-2 and exits; `serve` alone does step 3. The Helm chart runs
+them as an init container and the container after it (deploy/helm/platform), so a pod whose
+migration fails says so in its status, and the startup probe times uvicorn only.
+With other arguments, run them instead: `docker compose run --rm items alembic current`.
 
 Why migrate here rather than in one-shot `migrate-<svc>` compose services that the services
 wait for with `service_completed_successfully`:
@@ -47,6 +50,8 @@ DEFAULT_WAIT_SECONDS = 90.0
 #: Same marker as servicekit.settings.DEVELOPMENT_SECRET_MARKER (kept literal here so this
 #: script imports nothing from the service before the environment has been checked).
 DEVELOPMENT_SECRET_MARKER = "dev-only"
+#: The two phases the entry point runs without arguments, in this order.
+PHASES = ("migrate", "serve")
 
 
 class StartupError(RuntimeError):
@@ -88,6 +93,8 @@ def uvicorn_argv(service: str, forwarded_allow_ips: str) -> list[str]:
         forwarded_allow_ips,
         # servicekit logs every request as JSON, with its request id.
         "--no-access-log",
+        # No `Server: uvicorn` naming the software.
+        "--no-server-header",
         # Below docker's 10 s stop timeout, so open WebSockets cannot turn a stop into a kill.
         "--timeout-graceful-shutdown",
         "8",
@@ -199,21 +206,26 @@ def _exit_on_sigterm(signum: int, frame: object) -> None:
 
 def main(argv: Sequence[str]) -> int:
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
-    if argv:
+    if argv and tuple(argv) not in {(phase,) for phase in PHASES}:
         os.execvp(argv[0], list(argv))  # noqa: S606 - the operator's own command
+    phases = tuple(argv) or PHASES
     try:
         service = os.environ.get("SERVICE", "")
         if not service:
             raise StartupError("SERVICE is not set (the image sets it from the build arg)")
         refuse_development_values(os.environ)
-        database_url = os.environ.get("DATABASE_URL", "")
-        if not database_url:
-            raise StartupError("DATABASE_URL is not set")
-        wait_seconds = float(os.environ.get("MIGRATION_WAIT_SECONDS", DEFAULT_WAIT_SECONDS))
-        asyncio.run(migrate(database_url, service_dir=SERVICE_DIR, wait_seconds=wait_seconds))
+        if "migrate" in phases:
+            database_url = os.environ.get("DATABASE_URL", "")
+            if not database_url:
+                raise StartupError("DATABASE_URL is not set")
+            wait_seconds = float(os.environ.get("MIGRATION_WAIT_SECONDS", DEFAULT_WAIT_SECONDS))
+            asyncio.run(migrate(database_url, service_dir=SERVICE_DIR, wait_seconds=wait_seconds))
     except StartupError as exc:
         log("ERROR", "cannot start", error=str(exc))
         return 1
+    if "serve" not in phases:
+        log("INFO", "migrations applied")
+        return 0
     # uvicorn's own default is 127.0.0.1 (trust nobody else); compose passes the gateway's IP.
     forwarded_allow_ips = normalised_hosts(os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1"))
     log("INFO", "starting uvicorn", port=PORT, forwarded_allow_ips=forwarded_allow_ips)

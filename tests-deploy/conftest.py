@@ -4,7 +4,8 @@
 are in the working tree, and a .env generated into a temporary directory by the same script
 operators use (scripts/generate_env.py): never the developer's own .env. The database
 rehearsal (test_database_startup.py) needs this machine's PostgreSQL server binaries, as
-`make test` does already; nothing else is required.
+`make test` does already; the Helm chart checks (test_helm_chart.py) need helm, which
+scripts/bootstrap.sh installs into .dev/bin. No Docker engine, no cluster.
 """
 
 import importlib

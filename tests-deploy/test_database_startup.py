@@ -12,6 +12,7 @@ of this machine (`make test` needs them already), on a free port in a temporary 
 import asyncio
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator, Mapping
@@ -199,3 +200,39 @@ def test_entrypoint_waits_for_postgres_then_gives_up(compose: dict[str, Any]) ->
     url = f"postgresql+asyncpg://items:x@127.0.0.1:{free_port()}/items"
     with pytest.raises(entrypoint.StartupError, match="not reachable after"):
         asyncio.run(entrypoint.wait_for_postgres(url, wait_seconds=1.5))
+
+
+def test_entrypoint_migrate_phase_migrates_and_exits(
+    compose: dict[str, Any], postgres: PostgresServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`entrypoint.py migrate`, the Helm chart's init container: the migration step under the
+    lock, exit 0, and no uvicorn."""
+    entrypoint = load_module("docker/entrypoint.py")
+    environment = environment_of(compose["services"]["users"])
+    environment["DATABASE_URL"] = url = service_url(compose, "users", postgres)
+    for name in list(os.environ):
+        if name not in _without_settings(os.environ):
+            monkeypatch.delenv(name)
+    for name, value in {**environment, "SERVICE": "users"}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(entrypoint, "SERVICE_DIR", REPO_ROOT / "services" / "users")
+
+    def no_exec(*argv: object) -> None:
+        raise AssertionError(f"migrate must not exec anything: {argv}")
+
+    monkeypatch.setattr(os, "execvp", no_exec)
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        assert entrypoint.main(["migrate"]) == 0
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+    async def version() -> str:
+        connection = await connect(url)
+        try:
+            return str(await connection.fetchval("SELECT version_num FROM alembic_version"))
+        finally:
+            await connection.close()
+
+    config = Config(str(REPO_ROOT / "services" / "users" / "alembic.ini"))
+    assert asyncio.run(version()) == ScriptDirectory.from_config(config).get_current_head()

@@ -3,7 +3,9 @@
 # ruff: noqa: S101 - pytest assertions (pyproject's per-file-ignores predate tests-deploy)
 
 import http.server
+import os
 import re
+import signal
 import threading
 import tomllib
 from collections.abc import Iterator
@@ -261,6 +263,51 @@ def test_uvicorn_command(entrypoint: Any) -> None:
     assert "--host 0.0.0.0" in joined and f"--port {entrypoint.PORT}" in joined
     assert "--proxy-headers" in argv
     assert argv[argv.index("--forwarded-allow-ips") + 1] == "172.29.84.10"
+    assert "--no-server-header" in argv  # no `Server: uvicorn`
+
+
+@pytest.fixture
+def sigterm_kept() -> Iterator[None]:
+    """main() installs its SIGTERM handler: give this process its own back afterwards."""
+    previous = signal.getsignal(signal.SIGTERM)
+    yield
+    signal.signal(signal.SIGTERM, previous)
+
+
+class _Exec(Exception):
+    """os.execvp reached: the process would have become this command."""
+
+
+@pytest.mark.parametrize(
+    ("argv", "command"),
+    [
+        (["serve"], "uvicorn"),  # the Helm chart's main container: no database needed
+        (["alembic", "current"], "alembic"),  # any other command runs as given
+    ],
+)
+@pytest.mark.usefixtures("sigterm_kept")
+def test_entrypoint_phases(
+    entrypoint: Any, monkeypatch: pytest.MonkeyPatch, argv: list[str], command: str
+) -> None:
+    def record(file: str, args: list[str]) -> None:
+        raise _Exec(args)
+
+    monkeypatch.setattr(os, "execvp", record)
+    monkeypatch.setenv("SERVICE", "items")
+    monkeypatch.setenv("ENVIRONMENT", "production")
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    with pytest.raises(_Exec) as executed:
+        entrypoint.main(argv)
+    assert executed.value.args[0][0] == command
+
+
+@pytest.mark.usefixtures("sigterm_kept")
+def test_entrypoint_migrate_phase_needs_a_database_url(
+    entrypoint: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SERVICE", "items")
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    assert entrypoint.main(["migrate"]) == 1
 
 
 def test_forwarded_allow_ips_is_trusted_by_the_installed_uvicorn() -> None:

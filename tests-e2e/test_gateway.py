@@ -207,8 +207,13 @@ def test_the_auth_services_own_login_throttle_passes_the_gateway_unchanged(
         assert api.post("/api/v1/auth/token", data=wrong).status_code == 401
     throttled = api.post("/api/v1/auth/token", data=wrong, headers={"Origin": ALLOWED_ORIGIN})
     assert throttled.status_code == 429
-    # Not the gateway's page: the service's detail and the lockout's remaining seconds.
-    assert throttled.json() == {"detail": "Too many failed logins; try again later"}
+    # Not the gateway's page: the service's detail (with its OAuth error code) and the
+    # lockout's remaining seconds.
+    assert throttled.json() == {
+        "detail": "Too many failed logins; try again later",
+        "error": "temporarily_unavailable",
+        "error_description": "Too many failed logins; try again later",
+    }
     assert int(throttled.headers["retry-after"]) > 60
     assert throttled.headers["access-control-allow-origin"] == ALLOWED_ORIGIN
     assert throttled.headers["x-request-id"]

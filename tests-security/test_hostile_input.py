@@ -385,7 +385,12 @@ def assert_refused_cleanly(response: httpx.Response, expected: frozenset[int], h
         assert isinstance(errors, list), errors
         assert all({"loc", "msg", "type"} <= error.keys() for error in errors), errors
     if response.status_code == 401:
-        assert response.headers["www-authenticate"] == "Bearer"
+        challenge = response.headers["www-authenticate"]
+        presented = response.request.headers.get("authorization", "")[:7].lower() == "bearer "
+        if presented and "error" not in response.json():  # not the token endpoint's own 401
+            assert challenge.startswith('Bearer error="invalid_token"'), challenge
+        else:
+            assert challenge == "Bearer", challenge
 
 
 # ---- tests ---------------------------------------------------------------------------------

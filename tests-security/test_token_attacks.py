@@ -2,8 +2,8 @@
 
 Forged tokens are signed with the stack's real key wherever the attack is in the claims,
 so each one is refused for the reason it names and not merely for a bad signature. Every
-refusal is a 401 with `WWW-Authenticate: Bearer` and a `detail`; the control, a token
-minted the same way without the flaw, is accepted.
+refusal is a 401 with `WWW-Authenticate: Bearer error="invalid_token"` and a `detail`; the
+control, a token minted the same way without the flaw, is accepted.
 """
 
 import base64
@@ -184,8 +184,12 @@ def forge(signing_key: PrivateKey, issuer: str, user: Any) -> Forge:
 
 def _assert_401(response: httpx.Response) -> None:
     assert response.status_code == 401, response.text[:500]
-    assert response.headers["www-authenticate"] == "Bearer"
-    assert isinstance(response.json()["detail"], str)
+    detail = response.json()["detail"]
+    assert isinstance(detail, str)
+    # RFC 6750 §3.1: a presented token that is refused is named `invalid_token`.
+    assert response.headers["www-authenticate"] == (
+        f'Bearer error="invalid_token", error_description="{detail}"'
+    )
     assert response.headers["x-request-id"]
     assert "Traceback" not in response.text
 

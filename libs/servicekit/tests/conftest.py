@@ -7,15 +7,15 @@ from pathlib import Path
 import httpx
 import pytest
 import sqlalchemy as sa
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, FastAPI, Response
 from pydantic import BaseModel, Field
 
 from devstack.ports import free_port
 from devstack.servers import PostgresServer, RedisServer
 from servicekit import revocation
 from servicekit.app import create_app
-from servicekit.auth import Caller, build_verifier
-from servicekit.db import DatabaseDep, ReadQuery
+from servicekit.auth import AdminCaller, Caller, build_verifier
+from servicekit.db import DatabaseDep, ReadQuery, SessionDep
 from servicekit.errors import NotFound
 from servicekit.fields import bounded_text
 from servicekit.settings import ServiceSettings
@@ -32,6 +32,13 @@ def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServe
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
     with RedisServer(tmp_path_factory.mktemp("redis"), port=free_port()) as server:
         yield server
+
+
+#: The demo app's pools (write, read, Redis) each hold this many connections, and every
+#: wait (for one of them, for a lock) is bounded by BOUND seconds; a statement by 2 x BOUND.
+#: test_bounded_waits fills them (and checks these values).
+POOL_SIZE = 4
+BOUND = 0.5
 
 
 class Thing(BaseModel):
@@ -78,6 +85,31 @@ def demo_router() -> APIRouter:
             raise NotFound("No such number")
         return {"n": row["n"], "square": row["square"]}
 
+    @router.get("/things")
+    async def list_things() -> list[Thing]:
+        return [Thing(name="lamp", price=Decimal("3.50"))]
+
+    @router.get("/versioned")
+    async def versioned() -> Response:
+        return Response(b'{"version": 7}', headers={"ETag": '"v7"'}, media_type="application/json")
+
+    @router.get("/admin-only")
+    async def admin_only(_: AdminCaller) -> dict[str, bool]:
+        return {"admin": True}
+
+    @router.post("/locks/{key}")
+    async def take_lock(session: SessionDep, key: int) -> dict[str, int]:
+        """A write that needs a lock (an advisory one stands for a row's)."""
+        await session.exec(sa.select(sa.func.pg_advisory_xact_lock(key)))
+        await session.commit()
+        return {"locked": key}
+
+    @router.post("/sleep")
+    async def sleep(session: SessionDep, seconds: float) -> dict[str, float]:
+        """A statement that runs `seconds`."""
+        await session.exec(sa.select(sa.func.pg_sleep(seconds)))
+        return {"slept": seconds}
+
     @router.get("/boom")
     async def boom() -> None:
         raise RuntimeError("secret internals")
@@ -94,6 +126,14 @@ async def demo_app(postgres: PostgresServer, redis_server: RedisServer) -> Async
         DEPENDENCY_TIMEOUT=1.0,
         ENVIRONMENT="test",
         METRICS_PORT=free_port(),
+        # Small pools and short bounds, so that test_bounded_waits fills and outlasts them.
+        DATABASE_POOL_SIZE=POOL_SIZE,
+        DATABASE_MAX_OVERFLOW=0,
+        DATABASE_READ_POOL_SIZE=POOL_SIZE,
+        REDIS_POOL_SIZE=POOL_SIZE,
+        DATABASE_POOL_TIMEOUT=BOUND,
+        DATABASE_LOCK_TIMEOUT=BOUND,
+        DATABASE_STATEMENT_TIMEOUT=2 * BOUND,
     )
     app = create_app(settings, routers=[demo_router()], title="Demo")
     async with app.router.lifespan_context(app):

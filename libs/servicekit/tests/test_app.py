@@ -271,3 +271,11 @@ async def test_gateway_error_pages_stay_out_of_the_schema_and_refuse_odd_statuse
         response = await client.get(f"/gateway-error/{odd}")
         assert response.status_code in (404, 422), odd
         assert "detail" in response.json()
+
+
+async def test_a_trailing_slash_redirect_never_names_the_requests_host(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await client.get("/api/v1/demo/health/", headers={"Host": "evil.example"})
+    assert response.status_code == 307
+    assert response.headers["location"] == "/api/v1/demo/health"

@@ -98,3 +98,11 @@ async def test_database_pools_in_use_are_exported(
     for pool in ("write", "read"):
         assert ("db_pool_connections_in_use", frozenset({("pool", pool)})) in samples
     assert value(samples, "db_pool_connections_in_use", pool="read") == 0  # all returned
+
+
+async def test_a_head_request_is_counted_under_its_routes_template(
+    client: httpx.AsyncClient, demo_app: FastAPI
+) -> None:
+    assert (await client.head("/api/v1/demo/health")).status_code == 200
+    labels = {"route": "/api/v1/demo/health", "method": "HEAD", "status": "200"}
+    assert value(await scrape(demo_app), "http_requests_total", **labels) >= 1

@@ -60,5 +60,22 @@ def test_answers_a_route_documents_itself_are_kept() -> None:
     assert "400" not in responses and "413" not in responses
 
 
-def test_health_documents_only_its_own_answers() -> None:
-    assert set(_responses(_schema(), "get", "/health")) == {"200"}
+def test_health_documents_only_its_own_answers_and_the_304() -> None:
+    assert set(_responses(_schema(), "get", "/health")) == {"200", "304"}
+
+
+def test_every_get_documents_the_304_its_etag_and_if_none_match() -> None:
+    schema = _schema()
+    for path in ("/health", "/notes/mine"):
+        operation = schema["paths"][f"/api/v1/demo{path}"]["get"]
+        assert set(operation["responses"]["304"]["headers"]) == {"ETag", "Cache-Control"}
+        assert set(operation["responses"]["200"]["headers"]) == {"ETag", "Cache-Control"}
+        assert "If-None-Match" in [parameter["name"] for parameter in operation["parameters"]]
+
+
+def test_successes_document_cache_control_and_refusals_www_authenticate() -> None:
+    responses = _responses(_schema(), "post", "/notes")
+    assert "Cache-Control" in responses["200"]["headers"]
+    assert "ETag" not in responses["200"]["headers"]
+    assert "WWW-Authenticate" in responses["401"]["headers"]
+    assert "304" not in responses

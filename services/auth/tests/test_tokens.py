@@ -1,4 +1,5 @@
-"""Every rejection the contract lists under Tokens, each a 401 with `WWW-Authenticate: Bearer`."""
+"""Every rejection the contract lists under Tokens, each a 401 whose `WWW-Authenticate` names
+the presented token invalid (RFC 6750 §3.1)."""
 
 import base64
 import hashlib
@@ -49,8 +50,11 @@ def _signed(app: FastAPI, user: dict, **overrides: Any) -> str:
 async def _assert_rejected(client: httpx.AsyncClient, token: str) -> None:
     response = await client.get(ME, headers=bearer(token))
     assert response.status_code == 401, response.text
-    assert response.headers["www-authenticate"] == "Bearer"
-    assert response.json()["detail"]
+    detail = response.json()["detail"]
+    assert detail
+    assert response.headers["www-authenticate"] == (
+        f'Bearer error="invalid_token", error_description="{detail}"'
+    )
 
 
 async def test_a_well_formed_token_is_accepted(

@@ -103,11 +103,15 @@ async def test_read_item_with_refresh_token_is_401(
     )
 
     assert response.status_code == 401
-    assert response.headers["WWW-Authenticate"] == "Bearer"
+    assert response.headers["WWW-Authenticate"] == (
+        'Bearer error="invalid_token", error_description="Not an access token"'
+    )
 
 
 async def test_read_item_with_garbage_token_is_401(client: httpx.AsyncClient) -> None:
     response = await client.get(f"{ITEMS}/", headers={"Authorization": "Bearer not.a.token"})
 
     assert response.status_code == 401
-    assert response.headers["WWW-Authenticate"] == "Bearer"
+    assert response.headers["WWW-Authenticate"] == (
+        'Bearer error="invalid_token", error_description="Malformed token"'
+    )

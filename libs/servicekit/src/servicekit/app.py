@@ -17,8 +17,10 @@ from servicekit.events.workers import build_consumer, build_relay
 from servicekit.gateway_pages import router as gateway_pages_router
 from servicekit.health import router as health_router
 from servicekit.logging import configure_logging
+from servicekit.methods import install_method_answers
 from servicekit.metrics import serve_metrics
 from servicekit.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
+from servicekit.oauth import install_bearer_challenges
 from servicekit.openapi import install_platform_responses
 from servicekit.redis import create_redis
 from servicekit.revocation import RevocationChecks
@@ -58,9 +60,21 @@ def create_app(
             pool_size=settings.DATABASE_POOL_SIZE,
             max_overflow=settings.DATABASE_MAX_OVERFLOW,
             read_pool_size=settings.DATABASE_READ_POOL_SIZE,
+            pool_timeout=settings.DATABASE_POOL_TIMEOUT,
+            lock_timeout=settings.DATABASE_LOCK_TIMEOUT,
+            statement_timeout=settings.DATABASE_STATEMENT_TIMEOUT,
         )
         await app.state.database.open()
-        app.state.redis = create_redis(settings.REDIS_URL, timeout=settings.DEPENDENCY_TIMEOUT)
+        app.state.redis = create_redis(
+            settings.REDIS_URL,
+            timeout=settings.DEPENDENCY_TIMEOUT,
+            pool_size=settings.REDIS_POOL_SIZE,
+            pool_timeout=settings.DATABASE_POOL_TIMEOUT,
+        )
+        # Readiness asks Redis on a connection of its own: a full pool must not fail it.
+        app.state.redis_probe = create_redis(
+            settings.REDIS_URL, timeout=settings.DEPENDENCY_TIMEOUT, pool_size=1
+        )
         app.state.revocations = RevocationChecks(app.state.redis)
         app.state.token_verifier = build_verifier(settings, key_source)
         workers: list[Worker] = []
@@ -88,6 +102,7 @@ def create_app(
             if metrics_server is not None:
                 metrics_server.stop()
             await app.state.redis.aclose()
+            await app.state.redis_probe.aclose()
             await app.state.database.dispose()
 
     app = FastAPI(
@@ -101,6 +116,8 @@ def create_app(
     )
     app.state.settings = settings
     install_error_handlers(app)
+    install_bearer_challenges(app)
+    install_method_answers(app)
     install_docs(app, prefix)
     install_platform_responses(app)
     # Added last, so outermost: the request-context middleware wraps the body limit's 413.

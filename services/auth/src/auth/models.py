@@ -6,7 +6,7 @@ from enum import StrEnum
 from typing import Annotated
 
 import sqlalchemy as sa
-from pydantic import AfterValidator, BaseModel, EmailStr, StringConstraints
+from pydantic import AfterValidator, BaseModel, EmailStr, StringConstraints, model_validator
 from pydantic import Field as PydanticField
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import Field, SQLModel
@@ -33,7 +33,7 @@ def _normalise_email(value: str) -> str:
 
 Email = Annotated[EmailStr, AfterValidator(_normalise_email)]
 Password = Annotated[Text, StringConstraints(min_length=8, max_length=128)]
-FullName = bounded_text(0, 100, strip=True)
+FullName = bounded_text(0, 100, strip=True, shown_to_others=True)
 
 
 # ---- tables -------------------------------------------------------------------------------
@@ -53,6 +53,8 @@ class Account(SQLModel, table=True):
         default_factory=lambda: [Role.USER.value],
         sa_type=ARRAY(sa.String(20)),  # type: ignore[call-overload]
     )
+    #: Bumped by every credential change; a login verified against an older one mints nothing.
+    credentials_version: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     created_at: datetime = timestamp_field(default_factory=utcnow)
     updated_at: datetime = timestamp_field(default_factory=utcnow)
 
@@ -123,20 +125,37 @@ class AccountCreate(BaseModel):
     full_name: FullName | None = None  # type: ignore[valid-type]
 
 
-class LoginForm(BaseModel):
-    """The OAuth2 password flow's form (`OAuth2PasswordRequestForm`), every field a `Text`.
+class TokenForm(BaseModel):
+    """The token endpoint's form, every field a `Text`: the OAuth2 password grant (FastAPI's
+    `OAuth2PasswordRequestForm`; `grant_type` may be left out) or the refresh grant (RFC 6749 §6).
 
     FastAPI's own form takes plain strings, so a NUL in `username` used to reach PostgreSQL.
     """
 
-    grant_type: Annotated[Text, StringConstraints(pattern="^password$")] | None = None
-    username: Text
-    password: Annotated[Text, PydanticField(json_schema_extra={"format": "password"})]
+    grant_type: Annotated[Text, StringConstraints(pattern="^(password|refresh_token)$")] | None = (
+        None
+    )
+    username: Text | None = None
+    password: Annotated[Text, PydanticField(json_schema_extra={"format": "password"})] | None = None
+    refresh_token: Annotated[Text, StringConstraints(min_length=1, max_length=4096)] | None = None
     scope: Text = ""
     client_id: Text | None = None
     client_secret: (
         Annotated[Text, PydanticField(json_schema_extra={"format": "password"})] | None
     ) = None
+
+    @model_validator(mode="after")
+    def _has_the_grant_fields(self) -> "TokenForm":
+        if self.is_refresh:
+            if self.refresh_token is None:
+                raise ValueError("grant_type refresh_token needs refresh_token")
+        elif self.username is None or self.password is None:
+            raise ValueError("the password grant needs username and password")
+        return self
+
+    @property
+    def is_refresh(self) -> bool:
+        return self.grant_type == "refresh_token"
 
 
 class AccountPublic(BaseModel):

@@ -3,7 +3,7 @@
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Form, Query, Request, Response, status
+from fastapi import APIRouter, BackgroundTasks, Body, Form, Query, Request, Response, status
 from fastapi.responses import HTMLResponse
 
 from auth import service
@@ -14,7 +14,6 @@ from auth.models import (
     AccountDelete,
     AccountList,
     AccountPublic,
-    LoginForm,
     LogoutRequest,
     OneTimeTokenRequest,
     PasswordChange,
@@ -22,6 +21,7 @@ from auth.models import (
     PasswordReset,
     RefreshRequest,
     SessionList,
+    TokenForm,
     TokenPair,
 )
 from auth.pages import verification_page
@@ -30,6 +30,7 @@ from servicekit.db import DatabaseDep, SessionDep
 from servicekit.errors import BadRequest
 from servicekit.fields import Text
 from servicekit.listing import Limit, Offset
+from servicekit.oauth import OAuthErrorBody, TokenEndpointRoute
 from servicekit.redis import RedisDep
 
 router = APIRouter(tags=["auth"])
@@ -43,18 +44,53 @@ async def register(session: SessionDep, account_in: AccountCreate) -> AccountPub
     return await service.register(session=session, account_in=account_in)
 
 
-@router.post("/token", responses={401: {}, 429: {}})
+#: The two routes that hand out tokens: `no-store` on every answer, OAuth `error` codes on
+#: failures (servicekit.oauth); included into `router` right below them.
+token_router = APIRouter(tags=["auth"], route_class=TokenEndpointRoute)
+
+
+def _oauth_error(description: str) -> dict[str, Any]:
+    return {"model": OAuthErrorBody, "description": description}
+
+
+_TOKEN_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: _oauth_error('Wrong credentials, or a refresh token refused: `error` is "invalid_grant"'),
+    422: _oauth_error('Malformed form: `error` is "invalid_request" or "unsupported_grant_type"'),
+}
+
+
+@token_router.post(
+    "/token",
+    responses=_TOKEN_ERRORS
+    | {429: _oauth_error('Too many failed logins: `error` is "temporarily_unavailable"')},
+)
 async def token(
     request: Request,
     session: SessionDep,
     redis: RedisDep,
     keyring: KeyringDep,
+    verifier: VerifierDep,
+    revocations: RevocationsDep,
     address: ClientAddress,
-    form: Annotated[LoginForm, Form()],
+    form: Annotated[TokenForm, Form()],
 ) -> TokenPair:
-    """Log in with the OAuth2 password flow (`username` is the email)."""
+    """OAuth2 token endpoint: the password grant (`username` is the email) or
+    `grant_type=refresh_token`, which rotates exactly as `/refresh` does."""
+    if form.is_refresh:
+        return await service.refresh(
+            session=session,
+            redis=redis,
+            keyring=keyring,
+            verifier=verifier,
+            revocations=revocations,
+            refresh_token=form.refresh_token or "",
+        )
     account = await service.authenticate(
-        session=session, redis=redis, email=form.username, password=form.password, address=address
+        session=session,
+        redis=redis,
+        email=form.username or "",
+        password=form.password or "",
+        address=address,
     )
     return await service.start_session(
         session=session,
@@ -65,7 +101,7 @@ async def token(
     )
 
 
-@router.post("/refresh", responses=UNAUTHORIZED)
+@token_router.post("/refresh", responses=_TOKEN_ERRORS)
 async def refresh(
     session: SessionDep,
     redis: RedisDep,
@@ -83,6 +119,9 @@ async def refresh(
         revocations=revocations,
         refresh_token=body.refresh_token,
     )
+
+
+router.include_router(token_router)
 
 
 @router.post("/logout", status_code=status.HTTP_204_NO_CONTENT, responses=UNAUTHORIZED)
@@ -173,9 +212,14 @@ async def resend_verification(caller: Caller, session: SessionDep, redis: RedisD
 
 
 @router.post("/password/forgot", status_code=status.HTTP_202_ACCEPTED, response_class=Response)
-async def forgot_password(session: SessionDep, redis: RedisDep, body: PasswordForgot) -> Response:
+async def forgot_password(
+    database: DatabaseDep, redis: RedisDep, body: PasswordForgot, background: BackgroundTasks
+) -> Response:
     """Mail a reset link if the email is known; the answer is the same either way."""
-    await service.forgot_password(session=session, redis=redis, email=body.email)
+    # After the answer is sent: its time cannot tell whether the email has an account.
+    background.add_task(
+        service.forgot_password, sessionmaker=database.sessionmaker, redis=redis, email=body.email
+    )
     return Response(status_code=status.HTTP_202_ACCEPTED)
 
 
@@ -229,8 +273,14 @@ async def update_account(
     )
 
 
+#: Seconds any cache may serve the key set. Far below the rotation overlap (README, Key rotation:
+#: a retired key stays published for REFRESH_TOKEN_TTL), and a verifier that meets an unknown
+#: `kid` fetches the set again, so a cached set never refuses a token for long.
+JWKS_MAX_AGE = 300
+
+
 @router.get("/.well-known/jwks.json")
 async def jwks(keyring: KeyringDep, response: Response) -> dict[str, list[dict[str, Any]]]:
     """Public keys that verify our tokens; several during a key rotation."""
-    response.headers["Cache-Control"] = "public, max-age=300"
+    response.headers["Cache-Control"] = f"public, max-age={JWKS_MAX_AGE}"
     return keyring.jwks
