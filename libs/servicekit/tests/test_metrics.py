@@ -1,10 +1,15 @@
 """The demo service's metrics, scraped from its metrics port as Prometheus would."""
 
+import contextlib
+import socket
+import time
+
 import httpx
 from fastapi import FastAPI
 from prometheus_client.parser import text_string_to_metric_families
 
 from servicekit import revocation
+from servicekit.metrics import MetricsServer
 
 
 async def scrape(app: FastAPI) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
@@ -106,3 +111,23 @@ async def test_a_head_request_is_counted_under_its_routes_template(
     assert (await client.head("/api/v1/demo/health")).status_code == 200
     labels = {"route": "/api/v1/demo/health", "method": "HEAD", "status": "200"}
     assert value(await scrape(demo_app), "http_requests_total", **labels) >= 1
+
+
+def test_a_busy_metrics_port_is_taken_once_it_is_free() -> None:
+    """A reloaded service starts while its predecessor still holds the port."""
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        server = MetricsServer("127.0.0.1", port, retry_every=0.05)
+        server.start()  # does not raise
+    try:
+        for _ in range(100):
+            with contextlib.suppress(httpx.HTTPError):
+                response = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=1)
+                if response.status_code == 200:
+                    break
+            time.sleep(0.05)
+        assert "http_requests_total" in response.text
+    finally:
+        server.stop()

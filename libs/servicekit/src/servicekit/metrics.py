@@ -10,7 +10,7 @@ publish it, so only the operator's Prometheus on the inner network reaches it.
 import asyncio
 import logging
 from collections.abc import Collection
-from threading import Thread
+from threading import Event, Lock, Thread
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import (
@@ -124,20 +124,44 @@ def _read_pool_in_use(database: "Database") -> float:
 
 
 class MetricsServer:
-    """prometheus_client's own HTTP server, in a thread, on the metrics port."""
+    """prometheus_client's own HTTP server, in a thread, on the metrics port.
 
-    def __init__(self, host: str, port: int) -> None:
-        self.host, self.port = host, port
+    A process that replaces another (a reload, a restart) may find the port still held while
+    its predecessor finishes its requests: it keeps trying in the background rather than
+    fail to start, and serves as soon as the port is free.
+    """
+
+    def __init__(self, host: str, port: int, *, retry_every: float = 0.5) -> None:
+        self.host, self.port, self.retry_every = host, port, retry_every
         self._server: WSGIServer | None = None
-        self._thread: Thread | None = None
+        self._stopped = Event()
+        self._lock = Lock()
 
     def start(self) -> None:
-        self._server, self._thread = start_http_server(self.port, addr=self.host)
+        if not self._try_bind():
+            logger.warning("metrics port busy; retrying", extra={"port": self.port})
+            Thread(target=self._bind_when_free, name="metrics-bind", daemon=True).start()
+
+    def _try_bind(self) -> bool:
+        with self._lock:
+            if self._stopped.is_set():
+                return True
+            try:
+                self._server, _ = start_http_server(self.port, addr=self.host)
+            except OSError:
+                return False
+            return True
+
+    def _bind_when_free(self) -> None:
+        while not self._stopped.wait(self.retry_every) and not self._try_bind():
+            pass
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+        with self._lock:
+            self._stopped.set()
+            if self._server is not None:
+                self._server.shutdown()
+                self._server.server_close()
 
 
 OUTBOX_QUERY = (
