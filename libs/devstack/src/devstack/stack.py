@@ -83,8 +83,6 @@ class StackConfig:
             state_dir=Path(tempfile.mkdtemp(prefix="devstack-")),
             echo_logs=False,
             owns_state_dir=True,
-            metrics_ports={name: free_port() for name in SERVICES},
-            prometheus_port=free_port(),
             prometheus_scrape_interval="1s",
         )
         config.use_free_ports()
@@ -97,6 +95,8 @@ class StackConfig:
         self.gateway_port, self.gateway_internal_port = free_port(), free_port()
         self.mail_http_port, self.smtp_port = free_port(), free_port()
         self.service_ports = {name: free_port() for name in SERVICES}
+        self.metrics_ports = {name: free_port() for name in SERVICES}
+        self.prometheus_port = free_port()
 
     @property
     def gateway_url(self) -> str:
