@@ -4,23 +4,24 @@
 export PATH := $(CURDIR)/.dev/bin:$(PATH)
 UV ?= uv
 .DEFAULT_GOAL := dev
-BOOTSTRAP_FOR := $(if $(filter test test-e2e e2e-compose,$(MAKECMDGOALS)),test,$(if $(filter bench,$(MAKECMDGOALS)),bench,dev))
+BOOTSTRAP_FOR := $(if $(filter test test-e2e e2e-compose test-swarm swarm-up,$(MAKECMDGOALS)),test,$(if $(filter bench,$(MAKECMDGOALS)),bench,dev))
 SERVICES := auth users items notifications
 PYTEST := $(UV) run pytest
 
-.PHONY: bootstrap dev test lint format test-libs test-services test-deploy test-security test-reliability test-e2e e2e-compose soak reliability-report $(SERVICES:%=test-%) bench offline-images
+.PHONY: bootstrap dev test lint format test-libs test-services test-deploy test-security test-reliability test-e2e e2e-compose soak reliability-report $(SERVICES:%=test-%) bench offline-images \
+	swarm-up swarm-down test-swarm
 
 bootstrap:  ## Install what this machine lacks; quiet when all is there
 	@UV=$(UV) scripts/bootstrap.sh $(BOOTSTRAP_FOR)
 
 # Every target below runs uv: bootstrap first (once per make run).
 dev test lint format test-libs test-deploy test-security test-reliability test-e2e e2e-compose \
-soak reliability-report bench $(SERVICES:%=test-%): bootstrap
+soak reliability-report bench $(SERVICES:%=test-%) swarm-up swarm-down test-swarm: bootstrap
 
 dev:  ## Run the whole stack natively (local PostgreSQL and Redis), gateway on :8000
 	$(UV) run python -m devstack
 
-test: lint test-libs test-services test-deploy test-e2e e2e-compose test-security test-reliability  ## Everything below, in order
+test: lint test-libs test-services test-deploy test-e2e e2e-compose test-swarm test-security test-reliability  ## Everything below, in order
 
 lint:
 	$(UV) run ruff check .
@@ -85,3 +86,17 @@ bench:
 # lists them): the base once, the rest through BuildKit's cache, so a second run takes seconds.
 offline-images: bootstrap
 	docker/offline/build.sh
+
+# ---- Docker Swarm (deploy/swarm/stack.yml) ----------------------------------------------------
+# The stack on this engine as a one-node swarm (scripts/swarm.sh; GATEWAY_PORT, MAILBOX_PORT).
+swarm-up:
+	UV=$(UV) scripts/swarm.sh up
+
+swarm-down:
+	scripts/swarm.sh down
+
+# A two-node swarm of nested engines on this machine: the end-to-end suite, replicas on both
+# nodes, a rolling update under load, node 2 lost; everything removed afterwards. Figures in
+# test-artifacts/swarm-figures.json.
+test-swarm:
+	$(PYTEST) tests-swarm -p no:cacheprovider -v

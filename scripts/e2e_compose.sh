@@ -78,7 +78,7 @@ started=$SECONDS
 if ! docker compose up --detach --wait --wait-timeout 300; then
     docker compose ps --all
     docker compose logs --no-color --tail=200
-    die "compose did not become healthy"
+    die "compose did not become healthy (a subnet that overlaps another network? set PLATFORM_NET_PREFIX)"
 fi
 say "compose up and healthy in $(elapsed $started):"
 docker compose ps --all --format 'table {{.Service}}\t{{.Image}}\t{{.Status}}'
