@@ -12,7 +12,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from servicekit import caching
+from servicekit import caching, metrics, tracing
 from servicekit.logging import request_id_var
 
 logger = logging.getLogger("servicekit.access")
@@ -129,6 +129,7 @@ class RequestContextMiddleware:
         request_id = _sane_request_id(facts.request_id)
         raw_request_id = request_id.encode("latin-1")
         token = request_id_var.set(request_id)
+        trace_token, span = tracing.enter_request(scope)
         started = time.perf_counter()
         status_code = 500
         response_started = False
@@ -191,16 +192,20 @@ class RequestContextMiddleware:
             response = JSONResponse({"detail": "Internal server error"}, status_code=500)
             await response(inner_scope, receive, send_with_headers)
         finally:
+            route = metrics.route_template(inner_scope)  # routing wrote there (HEAD: a copy)
             if scope["type"] == "http":
+                seconds = time.perf_counter() - started
                 logger.info(
                     "request",
                     extra={
                         "method": method,
                         "path": scope["path"],
                         "status": status_code,
-                        "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                        "duration_ms": round(seconds * 1000, 2),
                     },
                 )
+                metrics.observe_request(route, scope["method"], status_code, seconds)
+            tracing.exit_request(trace_token, span, scope, route=route, status=status_code)
             request_id_var.reset(token)
 
 
