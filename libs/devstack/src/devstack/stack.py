@@ -74,6 +74,8 @@ class StackConfig:
     metrics_ports: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_METRICS_PORTS))
     prometheus_port: int = DEFAULT_PROMETHEUS_PORT
     prometheus_scrape_interval: str = "5s"
+    #: Off for the benchmarks: a scraper on the same cores would be measured with the service.
+    prometheus: bool = True
 
     @classmethod
     def isolated(cls, **overrides: object) -> "StackConfig":
@@ -431,7 +433,8 @@ class Stack:
                     config.source_root / "services" / name,
                 )
             self._process("gateway", self.gateway_argv(), self.gateway_env(), REPO_ROOT)
-            self._start_prometheus()
+            if config.prometheus:
+                self._start_prometheus()
             self.wait_until_ready()
         except BaseException:
             self.stop()
