@@ -11,7 +11,14 @@ from __future__ import annotations
 import errno
 import socket
 
-__all__ = ["PortInUse", "bind_listener", "ensure_port_free", "free_port", "port_is_listening"]
+__all__ = [
+    "PortInUse",
+    "bind_listener",
+    "ensure_port_free",
+    "free_port",
+    "free_ports",
+    "port_is_listening",
+]
 
 
 class PortInUse(RuntimeError):
@@ -37,6 +44,22 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(_family(host), socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
+
+
+def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
+    """`count` ports free right now on `host`, all different.
+
+    The sockets stay bound until every port is chosen: one at a time, the OS may hand the
+    same port out twice, and a stack of a dozen servers would then start two on one port.
+    """
+    sockets = [socket.socket(_family(host), socket.SOCK_STREAM) for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind((host, 0))
+        return [int(sock.getsockname()[1]) for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
 
 
 def bind_listener(host: str, port: int, backlog: int = 128) -> socket.socket:

@@ -27,7 +27,7 @@ import httpx
 
 from devstack import REPO_ROOT, embedded, lifetime
 from devstack.embedded import postgres_refusal, redis_refusal
-from devstack.ports import PortInUse, ensure_port_free, free_port
+from devstack.ports import PortInUse, ensure_port_free, free_port, free_ports
 from devstack.prometheus import prometheus_argv, prometheus_executable
 from devstack.provision import SERVICES, ensure_service_database
 from devstack.servers import PostgresServer, RedisServer, ServerError
@@ -94,11 +94,12 @@ class StackConfig:
 
     def use_free_ports(self) -> None:
         """Every port chosen by the OS: beside another stack, or a test's."""
-        self.gateway_port, self.gateway_internal_port = free_port(), free_port()
-        self.mail_http_port, self.smtp_port = free_port(), free_port()
-        self.service_ports = {name: free_port() for name in SERVICES}
-        self.metrics_ports = {name: free_port() for name in SERVICES}
-        self.prometheus_port = free_port()
+        ports = iter(free_ports(5 + 2 * len(SERVICES)))
+        self.gateway_port, self.gateway_internal_port = next(ports), next(ports)
+        self.mail_http_port, self.smtp_port = next(ports), next(ports)
+        self.service_ports = {name: next(ports) for name in SERVICES}
+        self.metrics_ports = {name: next(ports) for name in SERVICES}
+        self.prometheus_port = next(ports)
 
     @property
     def gateway_url(self) -> str:
