@@ -87,6 +87,8 @@ def uvicorn_argv(service: str, forwarded_allow_ips: str) -> list[str]:
         forwarded_allow_ips,
         # servicekit logs every request as JSON, with its request id.
         "--no-access-log",
+        # No `Server: uvicorn` naming the software.
+        "--no-server-header",
         # Below docker's 10 s stop timeout, so open WebSockets cannot turn a stop into a kill.
         "--timeout-graceful-shutdown",
         "8",

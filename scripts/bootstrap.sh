@@ -109,8 +109,9 @@ if [ "$purpose" = bench ] && ! command -v wrk >/dev/null; then
 fi
 if [ "${#packages[@]}" -gt 0 ]; then
     if [ "$purpose" = dev ] && [ "$(id -u)" -ne 0 ]; then
-        # make dev itself only talks to running servers, which may live elsewhere (a container).
-        say "note: no ${packages[*]} here; make test and devstack --private need them" \
+        # make dev runs its own servers only where the machine's cannot be used.
+        say "note: no ${packages[*]} here; make test, devstack --private and make dev" \
+            "without usable servers need them" \
             "(sudo apt-get install -y ${packages[*]})"
     else
         apt_install "${packages[@]}"

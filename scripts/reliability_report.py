@@ -231,6 +231,13 @@ def render_figures(module: str, figures: dict[str, Any]) -> list[str]:
             + ", ".join(_statuses(r) for r in f.get("if_match_patch_rounds", []))
             + "."
         ]
+    if module == "test_hot_row.py" and (f := figures.get("hot_row")):
+        lines.append(
+            f"- One item's row held **{f.get('hold_seconds')} s**: its PATCHes "
+            f"{_statuses(f.get('hot_patches', {}))}; other writes "
+            f"{_statuses(f.get('unrelated_writes', {}))}, the slowest "
+            f"{f.get('slowest_unrelated_seconds')} s; `/ready` {_statuses(f.get('ready', {}))}."
+        )
     return [*lines, ""] if lines else []
 
 

@@ -83,7 +83,7 @@ SERVICE_KEYS = {
     "build", "cap_add", "cap_drop", "command", "container_name", "depends_on", "entrypoint",
     "env_file", "environment", "expose", "healthcheck", "image", "init", "labels", "logging",
     "networks", "ports", "read_only", "restart", "secrets", "security_opt", "stop_grace_period",
-    "tmpfs", "user", "volumes", "working_dir",
+    "tmpfs", "user", "volumes", "working_dir", "develop",
 }  # fmt: skip
 BUILD_KEYS = {"context", "dockerfile", "args", "target", "labels", "cache_from"}
 HEALTHCHECK_KEYS = {"test", "interval", "timeout", "retries", "start_period", "start_interval"}

@@ -255,6 +255,7 @@ def test_uvicorn_command(entrypoint: Any) -> None:
     assert "--host 0.0.0.0" in joined and f"--port {entrypoint.PORT}" in joined
     assert "--proxy-headers" in argv
     assert argv[argv.index("--forwarded-allow-ips") + 1] == "172.29.84.10"
+    assert "--no-server-header" in argv  # no `Server: uvicorn`
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import socket
 import subprocess
 import threading
@@ -285,6 +286,45 @@ def test_credential_routes_are_rate_limited_and_the_rest_of_auth_is_not(gateway:
         assert http.post("/api/v1/auth/password").status_code == 200
     with client(gateway, source_address="127.0.0.3") as other_client:
         assert other_client.post("/api/v1/auth/token").status_code == 200
+
+
+# --- the path as the gateway routes it ------------------------------------------------------------
+
+#: Every credential route the rate limit covers.
+CREDENTIAL_ROUTES = ["token", "register", "password/forgot", "password/reset", "password/change"]
+#: Other spellings of /api/v1/auth/<route> that a service would decode to the route itself.
+SPELLINGS = {
+    "encoded slash": "/api/v1/auth%2F{route}",
+    "lower-case encoded slash": "/api/v1/auth%2f{route}",
+    "encoded slash before auth": "/api/v1%2Fauth/{route}",
+    "encoded slash inside": "/api/v1/auth/{encoded_route}",
+    "encoded backslash": "/api/v1/auth%5C{route}",
+    "double-encoded slash": "/api/v1/auth%252F{route}",
+    "encoded letter": "/api/v1/%61uth/{route}",
+    "doubled slash": "/api/v1/auth//{route}",
+    "dot segment": "/api/v1/auth/./{route}",
+    "dot-dot segment": "/api/v1/auth/x/../{route}",
+    "trailing slash": "/api/v1/auth/{route}/",
+}
+#: An encoded /, \ or %: Traefik refuses the request before routing it.
+REFUSED = re.compile("%(2F|5C|25)", re.IGNORECASE)
+_addresses = iter(range(10, 250))
+
+
+@pytest.mark.parametrize("spelling", SPELLINGS)
+@pytest.mark.parametrize("route", CREDENTIAL_ROUTES)
+def test_a_credential_route_spelled_otherwise_is_still_rate_limited(
+    gateway: str, route: str, spelling: str
+) -> None:
+    raw = SPELLINGS[spelling].format(route=route, encoded_route=route.replace("/", "%2F"))
+    with client(gateway, source_address=f"127.0.17.{next(_addresses)}") as http:
+        for _ in range(3):  # the burst, spent on the plain path
+            assert http.post(f"/api/v1/auth/{route}").status_code == 200
+        # httpx would normalise the path; the raw target goes on the wire as written.
+        request = http.build_request("POST", gateway)
+        request.url = request.url.copy_with(raw_path=raw.encode())
+        response = http.send(request)
+    assert response.status_code == (400 if REFUSED.search(raw) else 429), response.text
 
 
 # --- rate limit --------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from devstack.servers import PostgresServer, RedisServer
 from servicekit import revocation
 from servicekit.app import create_app
 from servicekit.auth import AdminCaller, Caller, build_verifier
-from servicekit.db import DatabaseDep, ReadQuery
+from servicekit.db import DatabaseDep, ReadQuery, SessionDep
 from servicekit.errors import NotFound
 from servicekit.fields import bounded_text
 from servicekit.settings import ServiceSettings
@@ -32,6 +32,13 @@ def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServe
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
     with RedisServer(tmp_path_factory.mktemp("redis"), port=free_port()) as server:
         yield server
+
+
+#: The demo app's pools (write, read, Redis) each hold this many connections, and every
+#: wait (for one of them, for a lock) is bounded by BOUND seconds; a statement by 2 x BOUND.
+#: test_bounded_waits fills them (and checks these values).
+POOL_SIZE = 4
+BOUND = 0.5
 
 
 class Thing(BaseModel):
@@ -90,6 +97,19 @@ def demo_router() -> APIRouter:
     async def admin_only(_: AdminCaller) -> dict[str, bool]:
         return {"admin": True}
 
+    @router.post("/locks/{key}")
+    async def take_lock(session: SessionDep, key: int) -> dict[str, int]:
+        """A write that needs a lock (an advisory one stands for a row's)."""
+        await session.exec(sa.select(sa.func.pg_advisory_xact_lock(key)))
+        await session.commit()
+        return {"locked": key}
+
+    @router.post("/sleep")
+    async def sleep(session: SessionDep, seconds: float) -> dict[str, float]:
+        """A statement that runs `seconds`."""
+        await session.exec(sa.select(sa.func.pg_sleep(seconds)))
+        return {"slept": seconds}
+
     @router.get("/boom")
     async def boom() -> None:
         raise RuntimeError("secret internals")
@@ -105,6 +125,14 @@ async def demo_app(postgres: PostgresServer, redis_server: RedisServer) -> Async
         REDIS_URL=redis_server.url,
         DEPENDENCY_TIMEOUT=1.0,
         ENVIRONMENT="test",
+        # Small pools and short bounds, so that test_bounded_waits fills and outlasts them.
+        DATABASE_POOL_SIZE=POOL_SIZE,
+        DATABASE_MAX_OVERFLOW=0,
+        DATABASE_READ_POOL_SIZE=POOL_SIZE,
+        REDIS_POOL_SIZE=POOL_SIZE,
+        DATABASE_POOL_TIMEOUT=BOUND,
+        DATABASE_LOCK_TIMEOUT=BOUND,
+        DATABASE_STATEMENT_TIMEOUT=2 * BOUND,
     )
     app = create_app(settings, routers=[demo_router()], title="Demo")
     async with app.router.lifespan_context(app):

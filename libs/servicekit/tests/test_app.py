@@ -296,3 +296,11 @@ async def test_every_request_is_logged_once_with_its_id_status_and_duration(
     assert (lines[0]["method"], lines[0]["path"]) == ("GET", "/api/v1/demo/nowhere")
     assert lines[0]["status"] == 404
     assert lines[0]["duration_ms"] >= 0
+
+
+async def test_a_trailing_slash_redirect_never_names_the_requests_host(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await client.get("/api/v1/demo/health/", headers={"Host": "evil.example"})
+    assert response.status_code == 307
+    assert response.headers["location"] == "/api/v1/demo/health"

@@ -17,6 +17,12 @@ from servicekit.background import running
 from servicekit.db import Database
 from servicekit.events.consumer import EventConsumer
 from servicekit.events.envelope import Envelope
+from servicekit.events.erasures import (
+    guard_erased_accounts,
+    is_erased,
+    record_erasure,
+    register_erased_accounts,
+)
 from servicekit.events.outbox import NOTIFY_CHANNEL, OutboxEvent, add_event, register_outbox
 from servicekit.events.processed import register_processed_events
 from servicekit.events.relay import OutboxRelay
@@ -38,7 +44,12 @@ class Effect(SQLModel, table=True):
 async def database(postgres: PostgresServer) -> AsyncIterator[Database]:
     database = Database(postgres.dsn().replace("postgresql://", "postgresql+asyncpg://"))
     schema = sa.MetaData()  # what a service that publishes and consumes events registers
-    tables = [register_outbox(schema), register_processed_events(schema), Effect.__table__]
+    tables = [
+        register_outbox(schema),
+        register_processed_events(schema),
+        register_erased_accounts(schema),
+        Effect.__table__,
+    ]
     async with database.engine.begin() as connection:
         await connection.run_sync(schema.create_all, tables=tables)
     yield database
@@ -61,7 +72,9 @@ async def redis(redis_server: RedisServer) -> AsyncIterator[Redis]:
 async def _empty_tables(database: Database) -> AsyncIterator[None]:
     yield
     async with database.engine.begin() as connection:
-        await connection.exec_driver_sql("TRUNCATE outbox_event, processed_event, demo_effect")
+        await connection.exec_driver_sql(
+            "TRUNCATE outbox_event, processed_event, demo_effect, erased_account"
+        )
 
 
 async def record(session: AsyncSession, envelope: Envelope) -> None:
@@ -192,17 +205,48 @@ async def test_a_consumer_killed_before_acknowledging_does_not_handle_twice(
     assert (await redis.xpending(STREAM, "demo"))["pending"] == 0
 
 
+async def read_then_die(database: Database, redis: Redis, note: str, name: str) -> None:
+    """A consumer `name` reads the event `note` and dies before acknowledging it."""
+    await stage(database, note)
+    await relay(database, redis).publish_batch()
+    await consumer(database, redis, name).ensure_group()
+    await redis.xreadgroup("demo", name, {STREAM: ">"}, count=10)
+
+
 async def test_a_restarted_consumer_finishes_its_own_pending_messages(
     database: Database, redis: Redis
 ) -> None:
-    await stage(database, "pending")
-    await relay(database, redis).publish_batch()
-    first = consumer(database, redis, "same-name")
-    await first.ensure_group()
-    await redis.xreadgroup("demo", "same-name", {STREAM: ">"}, count=10)  # read, then crash
+    await read_then_die(database, redis, "pending", "same-name")
     restarted = consumer(database, redis, "same-name")
     assert await restarted.consume_pending() == 1
     assert await effects(database) == ["pending"]
+
+
+async def test_a_consumer_restarted_under_a_new_name_takes_over_its_predecessors_messages(
+    database: Database, redis: Redis
+) -> None:
+    await read_then_die(database, redis, "held", "host-101")
+    restarted = consumer(database, redis, "host-102", dead_after_ms=200)  # claim_idle_ms: 30 s
+    assert await restarted.claim_from_dead_consumers() == 0  # it may only be slow yet
+    await asyncio.sleep(0.3)
+    assert await restarted.claim_from_dead_consumers() == 1
+    assert await effects(database) == ["held"]
+    assert (await redis.xpending(STREAM, "demo"))["pending"] == 0
+    # Once empty and silent for longer than claim_idle_ms, the dead consumer is forgotten.
+    forgetful = consumer(database, redis, "host-103", dead_after_ms=200, claim_idle_ms=200)
+    await forgetful.claim_from_dead_consumers()
+    names = {c["name"] for c in await redis.xinfo_consumers(STREAM, "demo")}
+    assert "host-101" not in names
+
+
+async def test_a_polling_consumers_messages_are_left_to_it(
+    database: Database, redis: Redis
+) -> None:
+    await read_then_die(database, redis, "busy", "busy")  # or only slow: it polled just now
+    other = consumer(database, redis, "other", dead_after_ms=60_000)
+    assert await other.claim_from_dead_consumers() == 0
+    assert (await redis.xpending(STREAM, "demo"))["pending"] == 1
+    assert await effects(database) == []
 
 
 async def test_a_poisoned_event_is_dead_lettered_and_does_not_block_the_rest(
@@ -252,6 +296,41 @@ async def test_the_consumer_loop_survives_a_database_outage_without_dead_letteri
     stop.set()
     await task
     assert await effects(database) == ["outage"]
+    assert await redis.exists(f"{STREAM}.dead-letter") == 0
+
+
+async def test_a_handler_that_waits_out_its_lock_timeout_is_retried_not_dead_lettered(
+    database: Database, redis: Redis, postgres: PostgresServer
+) -> None:
+    """Contention (the row another transaction holds) says nothing about the event."""
+    hot = 4242
+
+    async def record_under_lock(session: AsyncSession, envelope: Envelope) -> None:
+        await session.exec(sa.select(sa.func.pg_advisory_xact_lock(hot)))  # type: ignore[call-overload]
+        await record(session, envelope)
+
+    await stage(database, "contended")
+    await relay(database, redis).publish_batch()
+    worker = consumer(database, redis, "contended")
+    worker.handlers = {"demo.happened": record_under_lock}
+    await worker.ensure_group()
+    holder = await asyncpg.connect(postgres.dsn())
+    await holder.execute("SELECT pg_advisory_lock($1)", hot)
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    try:
+        # Longer than the lock timeout (2 s) times the handler's attempts (3).
+        await asyncio.sleep(database.lock_timeout * worker.max_attempts + 1)
+        assert await effects(database) == []
+    finally:
+        await holder.close()
+    for _ in range(100):
+        if await effects(database) == ["contended"]:
+            break
+        await asyncio.sleep(0.1)
+    stop.set()
+    await task
+    assert await effects(database) == ["contended"]
     assert await redis.exists(f"{STREAM}.dead-letter") == 0
 
 
@@ -420,3 +499,36 @@ async def test_the_relay_listens_again_after_its_connection_is_terminated(
         assert pids and first not in pids
         await stage_elsewhere(database, "after the listener came back")
         assert await published_notes(redis, 1) == ["after the listener came back"]
+
+
+async def test_an_erasure_waits_for_a_writer_already_past_its_check(database: Database) -> None:
+    """The writer's check and its commit are one step to the eraser: nothing slips between."""
+    user_id = uuid.uuid4()
+    async with database.sessionmaker() as writer, database.sessionmaker() as eraser:
+        assert await is_erased(writer, user_id) is False
+        erasing = asyncio.create_task(record_erasure(eraser, user_id))
+        await asyncio.sleep(0.3)
+        assert not erasing.done()  # waits for the writer's transaction
+        await writer.commit()
+        await asyncio.wait_for(erasing, 5)
+        await eraser.commit()
+    async with database.sessionmaker() as late_writer:
+        assert await is_erased(late_writer, user_id) is True
+
+
+async def test_guarded_handlers_do_nothing_for_an_erased_account(database: Database) -> None:
+    erased, other = uuid.uuid4(), uuid.uuid4()
+    handlers = guard_erased_accounts({"demo.happened": record, "gone": record}, erasing="gone")
+
+    async def deliver(event_type: str, user_id: uuid.UUID, note: str) -> None:
+        envelope = Envelope(
+            type=event_type, producer="demo", data={"user_id": str(user_id), "note": note}
+        )
+        async with database.sessionmaker() as session:
+            await handlers[event_type](session, envelope)
+            await session.commit()
+
+    await deliver("gone", erased, "the erasing event itself runs")
+    await deliver("demo.happened", erased, "late, for the erased account")
+    await deliver("demo.happened", other, "for another account")
+    assert await effects(database) == ["for another account", "the erasing event itself runs"]

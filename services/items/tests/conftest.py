@@ -53,11 +53,11 @@ def stored_item(app: FastAPI) -> Callable[[str | uuid.UUID], Awaitable[Item | No
 
 @pytest.fixture
 def outbox(app: FastAPI) -> Callable[[], Awaitable[list[OutboxEvent]]]:
-    """Every event staged so far, oldest first."""
+    """Every event staged so far, in commit order."""
 
     async def read() -> list[OutboxEvent]:
         async with app.state.database.sessionmaker() as session:
-            statement = select(OutboxEvent).order_by(col(OutboxEvent.occurred_at))
+            statement = select(OutboxEvent).order_by(col(OutboxEvent.seq))
             return list((await session.exec(statement)).all())
 
     return read

@@ -29,7 +29,7 @@ async def items_of(session: AsyncSession, owner_id: uuid.UUID) -> int:
 
 
 def test_handlers_cover_user_deleted() -> None:
-    assert HANDLERS == {"user.deleted": on_user_deleted}
+    assert set(HANDLERS) == {"user.deleted"}
 
 
 async def test_user_deleted_erases_that_users_items_only(
@@ -93,3 +93,19 @@ async def test_user_deleted_redelivered_is_harmless(
             await session.commit()
 
     assert [event.type for event in await outbox()] == ["item.created", "item.deleted"]
+
+
+async def test_an_item_created_after_the_deletion_was_seen_is_refused(
+    app: FastAPI, client: httpx.AsyncClient, alice: dict[str, str], alice_id: uuid.UUID
+) -> None:
+    """A request authorised a moment before the deletion cannot leave an item behind it."""
+    async with app.state.database.sessionmaker() as session:
+        await HANDLERS["user.deleted"](session, user_deleted(alice_id))
+        await session.commit()
+
+    response = await client.post(ITEMS + "/", headers=alice, json={"title": "after"})
+
+    assert response.status_code == 401
+    assert response.json()["detail"] == "Account no longer available"
+    async with app.state.database.sessionmaker() as session:
+        assert await items_of(session, alice_id) == 0

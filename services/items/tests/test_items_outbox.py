@@ -38,8 +38,11 @@ async def test_each_change_stages_its_event(
         "item.updated",
         "item.deleted",
     ]
+    # Each carries the item's version after the change; a deletion, the last one.
     expected = {"item_id": item["id"], "owner_id": str(alice_id)}
-    assert all(event.data == expected for event in events)
+    assert [event.data for event in events] == [
+        {**expected, "version": version} for version in (1, 2, 3, 3)
+    ]
     assert all(event.producer == "items" for event in events)
     assert all(event.published_at is None for event in events)
 
@@ -69,7 +72,11 @@ async def test_admin_change_event_names_the_owner(
     response = await client.patch(f"{ITEMS}/{item['id']}", json={"title": "Mod"}, headers=admin)
 
     assert response.status_code == 200
-    assert (await outbox())[-1].data == {"item_id": item["id"], "owner_id": str(alice_id)}
+    assert (await outbox())[-1].data == {
+        "item_id": item["id"],
+        "owner_id": str(alice_id),
+        "version": 2,
+    }
 
 
 async def test_failed_changes_stage_no_event(

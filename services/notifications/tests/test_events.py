@@ -64,7 +64,7 @@ async def test_user_registered_adds_a_welcome_and_a_verification_mail(
         0,
     )
     assert mail.context == {
-        "name": "Alice Liddell",
+        "name": "alice@example.com",  # never the name typed at registration
         "link": f"{PUBLIC_URL}/api/v1/auth/verify-email?token=verify-me",
         "token": "verify-me",
     }
@@ -167,6 +167,26 @@ async def test_handler_effects_vanish_when_the_consumer_rolls_back(
     async with app.state.database.sessionmaker() as consumer_session:
         await HANDLERS[envelope.type](consumer_session, envelope)
         await consumer_session.rollback()
+
+    assert await notifications_of(session, alice_id) == []
+    assert await deliveries_of(session, alice_id) == []
+
+
+async def test_events_arriving_after_the_deletion_create_nothing(
+    handle: Handle, session: AsyncSession, alice_id: uuid.UUID
+) -> None:
+    """A crash can deliver a registration after the deletion behind it: nothing comes back."""
+    await handle("user.deleted", {"user_id": str(alice_id)})
+    email = f"{alice_id}@example.com"
+    await handle(
+        "user.registered",
+        {"user_id": str(alice_id), "email": email, "full_name": None, "verification_token": "t"},
+    )
+    await handle("auth.password_changed", {"user_id": str(alice_id), "email": email})
+    await handle(
+        "auth.password_reset_requested",
+        {"user_id": str(alice_id), "email": email, "reset_token": "r"},
+    )
 
     assert await notifications_of(session, alice_id) == []
     assert await deliveries_of(session, alice_id) == []

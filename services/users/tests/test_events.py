@@ -8,7 +8,7 @@ import httpx
 from fastapi import FastAPI
 
 from servicekit.events.envelope import Envelope
-from users.events import HANDLERS, on_user_deleted, on_user_registered
+from users.events import HANDLERS, on_user_registered
 from users.models import Profile
 
 USERS = "/api/v1/users"
@@ -21,7 +21,7 @@ def registered(user_id: uuid.UUID, email: str = "alice@example.com", **extra: ob
 
 
 def test_handlers_cover_registration_and_deletion() -> None:
-    assert HANDLERS == {"user.registered": on_user_registered, "user.deleted": on_user_deleted}
+    assert set(HANDLERS) == {"user.registered", "user.deleted"}
 
 
 async def test_user_registered_creates_profile_with_email_and_full_name(
@@ -173,6 +173,24 @@ async def test_user_deleted_for_an_unknown_user_or_twice_is_harmless(
     assert len(await profiles()) == 1
     for _ in range(2):
         await deliver("user.deleted", {"user_id": str(alice_id)})
+    assert await profiles() == []
+
+
+async def test_a_registration_arriving_after_the_deletion_creates_no_profile(
+    client: httpx.AsyncClient,
+    alice_id: uuid.UUID,
+    alice: dict[str, str],
+    deliver: Deliver,
+    profiles: Profiles,
+) -> None:
+    """A crash can deliver them in this order: the deletion seen once is final."""
+    await deliver("user.deleted", {"user_id": str(alice_id)})
+    await deliver("user.registered", registered(alice_id))
+    assert await profiles() == []
+    # A request authorised a moment before the deletion cannot bring the profile back either.
+    assert (await client.get(f"{USERS}/me", headers=alice)).status_code == 404
+    patched = await client.patch(f"{USERS}/me", headers=alice, json={"bio": "still here"})
+    assert patched.status_code == 404
     assert await profiles() == []
 
 

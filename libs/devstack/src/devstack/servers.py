@@ -10,6 +10,10 @@ hold the address see exactly what a production outage looks like.
         pg.stop()                         # outage: connections now fail
         pg.start()                        # recovery: same port, same data
 
+The servers run as our children (PostgreSQL too, not daemonized) and stop when the process
+that started them dies, however it dies (devstack.lifetime). make dev runs the same classes
+as its own servers where the machine's cannot be used, data kept (devstack.embedded).
+
 Both classes are synchronous (they run short subprocesses). From async code that must
 keep its event loop responsive, call them via `asyncio.to_thread(...)`.
 """
@@ -29,6 +33,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import NoReturn, Self
 
+from devstack import lifetime
 from devstack.ports import ensure_port_free, free_port, port_is_listening
 
 __all__ = ["PostgresServer", "RedisServer", "ServerError", "postgres_bindir"]
@@ -221,6 +226,7 @@ class PostgresServer(_ThrowawayServer):
         super().__init__(data_dir, port, host, "postgres")
         self._bindir = bindir
         self._as_postgres = os.geteuid() == 0
+        self._process: subprocess.Popen[bytes] | None = None
 
     @property
     def pgdata(self) -> Path:
@@ -244,7 +250,11 @@ class PostgresServer(_ThrowawayServer):
         return f"postgresql://{user}@{_url_host(self.host)}:{self.port}/{database}"
 
     def start(self, timeout: float = 30.0) -> None:
-        """Start the server (running initdb the first time) and wait until it is ready."""
+        """Start the server (running initdb the first time) and wait until it is ready.
+
+        The postmaster runs as our child, not daemonized by pg_ctl, so that it shuts down
+        (fast, cleanly) when the process that started it dies, however it dies.
+        """
         if self.is_running():
             return
         ensure_port_free(self.host, self.port)
@@ -255,19 +265,28 @@ class PostgresServer(_ThrowawayServer):
             self._initdb()
         self._write_settings()
         log_offset = _log_size(self.log_path)
-        wait_seconds = str(max(1, int(deadline - time.monotonic())))
-        result = self._pg(
-            "pg_ctl", "start", "--silent", "--wait", "--timeout", wait_seconds,
-            "--pgdata", str(self.pgdata), "--log", str(self.log_path),
-        )  # fmt: skip
+        bindir = self._bindir or postgres_bindir()
+        as_postgres: dict[str, object] = {}
+        if self._as_postgres:
+            as_postgres = {"user": "postgres", "group": "postgres", "extra_groups": []}
+        with self.log_path.open("ab") as log:
+            self._process = lifetime.popen(
+                [bindir / "postgres", "-D", self.pgdata],
+                death_signal=signal.SIGINT,  # PostgreSQL's fast shutdown
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                cwd=self.data_dir,  # the postgres user may not be allowed into our cwd
+                start_new_session=True,  # a Ctrl-C is for the stack to handle, in order
+                **as_postgres,
+            )  # fmt: skip
         _running.add(self)
-        if result.returncode != 0:
-            self._fail_start(f"pg_ctl start exited with {result.returncode}", log_offset)
-        # pg_ctl --wait reports readiness from postmaster.pid; also prove the TCP listener
-        # is up, since that is what clients use.
-        while not port_is_listening(self.host, self.port, timeout=0.2):
-            if time.monotonic() > deadline or not self.is_running():
-                self._fail_start("server is not accepting TCP connections", log_offset)
+        # What pg_ctl --wait reads: postmaster.pid's status line. Then the TCP listener,
+        # since that is what clients use.
+        while not (self._status() == "ready" and port_is_listening(self.host, self.port, 0.2)):
+            if self._process.poll() is not None:
+                reason = f"postgres exited with {self._process.returncode}"
+                self._fail_start(reason, log_offset)
+            if time.monotonic() > deadline:
+                self._fail_start(f"not ready within {timeout:.0f}s", log_offset)
             time.sleep(_POLL_INTERVAL)
 
     def stop(self, mode: str = "fast", timeout: float = 30.0) -> None:
@@ -287,6 +306,7 @@ class PostgresServer(_ThrowawayServer):
                 f"PostgreSQL on {self.host}:{self.port} did not stop: {result.stderr.strip()}\n"
                 f"--- {self.log_path} (tail) ---\n{_log_tail(self.log_path)}"
             )
+        self._reap()
         _running.discard(self)
 
     def kill(self, timeout: float = 10.0) -> None:
@@ -298,6 +318,7 @@ class PostgresServer(_ThrowawayServer):
         deadline = time.monotonic() + timeout
         while _process_alive(pid) and time.monotonic() < deadline:
             time.sleep(_POLL_INTERVAL)
+        self._reap()
         _running.discard(self)
 
     def is_running(self) -> bool:
@@ -306,6 +327,21 @@ class PostgresServer(_ThrowawayServer):
         return pid is not None and _process_alive(pid)
 
     # -- internals -------------------------------------------------------------------
+
+    def _reap(self) -> None:
+        """Collect our postmaster's exit status, so that no zombie holds its PID."""
+        process, self._process = self._process, None
+        if process is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(5)
+
+    def _status(self) -> str | None:
+        """The postmaster's state as postmaster.pid records it ("starting", "ready", ...)."""
+        try:
+            lines = (self.pgdata / "postmaster.pid").read_text().splitlines()
+        except FileNotFoundError:
+            return None
+        return lines[7].strip() if len(lines) > 7 else None
 
     def _postmaster_pid(self) -> int | None:
         try:
@@ -391,6 +427,9 @@ class PostgresServer(_ThrowawayServer):
         tail = _log_tail(self.log_path, log_offset)
         with contextlib.suppress(Exception):
             self.stop(mode="immediate")
+        if self._process is not None and self._process.poll() is None:
+            self._process.kill()  # still starting, before postmaster.pid names it
+        self._reap()
         raise ServerError(
             f"PostgreSQL on {self.host}:{self.port} failed to start: {reason}\n"
             f"--- {self.log_path} (tail) ---\n{tail}"
@@ -398,13 +437,14 @@ class PostgresServer(_ThrowawayServer):
 
 
 class RedisServer(_ThrowawayServer):
-    """A private, non-persistent redis-server on its own port.
+    """A private redis-server on its own port, non-persistent unless asked.
 
-    Nothing is saved (no RDB, no AOF), so a stop()/start() cycle is a restart with an
-    empty dataset: the right model for a cache or a rate-limiter store losing its state.
+    By default nothing is saved (no RDB, no AOF), so a stop()/start() cycle is a restart with
+    an empty dataset: the right model for a cache or a rate-limiter store losing its state.
+    `persistent=True` keeps an append-only file in `data_dir` (make dev's own server).
     """
 
-    _artifacts = ("redis.log",)
+    _artifacts = ("redis.log", "appendonlydir", "dump.rdb")
 
     def __init__(
         self,
@@ -413,9 +453,11 @@ class RedisServer(_ThrowawayServer):
         host: str = "127.0.0.1",
         *,
         executable: str | Path | None = None,
+        persistent: bool = False,
     ) -> None:
         super().__init__(data_dir, port, host, "redis")
         self._executable = executable
+        self._persistent = persistent
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -439,15 +481,16 @@ class RedisServer(_ThrowawayServer):
             "--port", str(self.port),
             "--bind", self.host,
             "--save", "",
-            "--appendonly", "no",
+            "--appendonly", "yes" if self._persistent else "no",
             "--dir", str(self.data_dir),
             "--daemonize", "no",
         ]  # fmt: skip
         log_offset = _log_size(self.log_path)
         with self.log_path.open("ab") as log:
-            self._process = subprocess.Popen(  # noqa: S603 - argv list, no shell
-                argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                cwd=self.data_dir,
+            self._process = lifetime.popen(
+                argv, death_signal=signal.SIGTERM,  # saves what it must, then exits
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                cwd=self.data_dir, start_new_session=True,
             )  # fmt: skip
         _running.add(self)
         deadline = time.monotonic() + timeout

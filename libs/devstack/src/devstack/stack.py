@@ -1,12 +1,15 @@
 """The native stack: databases, migrations, mail sink, the four services and the gateway.
 
 The gateway is the real Traefik on gateway/traefik.yml and gateway/dynamic.yml, as in
-compose (see devstack.traefik). `make dev` runs it all in the foreground; the end-to-end
-tests start it on free ports with private PostgreSQL and Redis servers, and stop pieces of
-it to inject faults.
+compose (see devstack.traefik). `make dev` runs it all in the foreground, on the machine's
+PostgreSQL and Redis or its own (devstack.embedded), restarting a service whose code changes
+(devstack.reload); the end-to-end tests start it on free ports with private PostgreSQL and
+Redis servers, and stop pieces of it to inject faults. Every child dies with the process that
+started it, however that one dies (devstack.lifetime).
 """
 
 import asyncio
+import contextlib
 import os
 import shutil
 import signal
@@ -15,21 +18,26 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING, TypeVar
 
-import asyncpg
 import httpx
-import redis
 
-from devstack import REPO_ROOT
+from devstack import REPO_ROOT, embedded, lifetime
+from devstack.embedded import postgres_refusal, redis_refusal
 from devstack.ports import PortInUse, ensure_port_free, free_port
 from devstack.provision import SERVICES, ensure_service_database
-from devstack.servers import PostgresServer, RedisServer
+from devstack.servers import PostgresServer, RedisServer, ServerError
 from devstack.traefik import traefik_argv
 
+if TYPE_CHECKING:
+    from devstack.reload import Reloader
+
+_Server = TypeVar("_Server", PostgresServer, RedisServer)
+#: servicekit's code, relative to a source root: every service runs it.
+KIT_SOURCE = Path("libs/servicekit/src")
 DEFAULT_SERVICE_PORTS = {"auth": 8001, "users": 8002, "items": 8003, "notifications": 8004}
 
 
@@ -51,6 +59,10 @@ class StackConfig:
     redis_url: str = "redis://127.0.0.1:6379/0"
     private_servers: bool = False
     state_dir: Path = REPO_ROOT / ".dev"
+    #: Where the services' and servicekit's code is run (and watched) from: a copy in tests.
+    source_root: Path = REPO_ROOT
+    #: Restart a service when its code, or servicekit's, changes (devstack.reload).
+    reload: bool = False
     echo_logs: bool = True
     #: Set when the stack made `state_dir` itself and so removes it on stop.
     owns_state_dir: bool = False
@@ -60,19 +72,21 @@ class StackConfig:
     def isolated(cls, **overrides: object) -> "StackConfig":
         """Free ports, private servers and a temporary directory: safe beside anything else."""
         config = cls(
-            gateway_port=free_port(),
-            gateway_internal_port=free_port(),
-            mail_http_port=free_port(),
-            smtp_port=free_port(),
-            service_ports={name: free_port() for name in SERVICES},
             private_servers=True,
             state_dir=Path(tempfile.mkdtemp(prefix="devstack-")),
             echo_logs=False,
             owns_state_dir=True,
         )
+        config.use_free_ports()
         for key, value in overrides.items():
             setattr(config, key, value)
         return config
+
+    def use_free_ports(self) -> None:
+        """Every port chosen by the OS: beside another stack, or a test's."""
+        self.gateway_port, self.gateway_internal_port = free_port(), free_port()
+        self.mail_http_port, self.smtp_port = free_port(), free_port()
+        self.service_ports = {name: free_port() for name in SERVICES}
 
     @property
     def gateway_url(self) -> str:
@@ -106,32 +120,41 @@ class ManagedProcess:
         self.name, self.argv, self.env, self.cwd = name, argv, dict(env), cwd
         self.log_path, self.echo = log_path, echo
         self.process: subprocess.Popen[bytes] | None = None
+        #: The next process, warmed up and waiting for `replace()` (devstack.standby).
+        self.standby: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
+        self.process = self._spawn(self.argv)
+
+    def _spawn(self, argv: list[str], stdin: int | None = None) -> subprocess.Popen[bytes]:
         if not self.echo:
             # Straight into the file: copying every access-log line through a thread of ours
             # costs CPU the measured processes need (benchmarks, load runs).
             with self.log_path.open("ab") as log:
-                self.process = self._popen(log)
-            return
-        self.process = self._popen(subprocess.PIPE)
-        threading.Thread(target=self._copy_output, daemon=True).start()
+                return self._popen(argv, log, stdin)
+        process = self._popen(argv, subprocess.PIPE, stdin)
+        threading.Thread(target=self._copy_output, args=(process,), daemon=True).start()
+        return process
 
-    def _popen(self, stdout: int | IO[bytes]) -> subprocess.Popen[bytes]:
-        return subprocess.Popen(  # noqa: S603 - argv is built by us, never from input
-            self.argv,
+    def _popen(
+        self, argv: list[str], stdout: int | IO[bytes], stdin: int | None
+    ) -> subprocess.Popen[bytes]:
+        # Killed with us if we die without stopping it (SIGKILL, out of memory).
+        return lifetime.popen(
+            argv,
             env=self.env,
             cwd=self.cwd,
+            stdin=stdin,
             stdout=stdout,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
 
-    def _copy_output(self) -> None:
-        if self.process is None or self.process.stdout is None:
+    def _copy_output(self, process: subprocess.Popen[bytes]) -> None:
+        if process.stdout is None:
             return
         with self.log_path.open("ab") as log:
-            for line in self.process.stdout:
+            for line in process.stdout:
                 log.write(line)
                 log.flush()
                 if self.echo:
@@ -141,20 +164,63 @@ class ManagedProcess:
     def is_running(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
+    def note(self, line: str) -> None:
+        """A line of ours in this process's log (and on the console when echoing)."""
+        with self.log_path.open("a") as log:
+            log.write(f"devstack: {line}\n")
+        if self.echo:
+            print(f"[{self.name}] devstack: {line}", flush=True)
+
     def stop(self, sig: signal.Signals = signal.SIGTERM, timeout: float = 10.0) -> None:
+        self._drop_standby()
         if self.process is None or self.process.poll() is not None:
             return
         os.killpg(self.process.pid, sig)
-        try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
+        _wait_or_kill(self.process, timeout)
+
+    def replace(self, timeout: float = 10.0) -> None:
+        """Start anew while the old process shuts down; returns once the old one has exited.
+
+        uvicorn closes its listener as soon as SIGTERM arrives, and the new process binds only
+        after its imports: the old one's graceful shutdown costs no time.
+        """
+        old = self.process
+        standby, self.standby = self.standby, None
+        if standby is not None and standby.poll() is None and standby.stdin is not None:
+            with contextlib.suppress(OSError), standby.stdin:
+                standby.stdin.write(b"serve\n")
+            self.process = standby
+        else:
+            self.start()
+        # Only now: `process` never names an exited process while this one is being replaced.
+        if old is not None and old.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(old.pid, signal.SIGTERM)
+            _wait_or_kill(old, timeout)
+
+    def warm_standby(self, argv: list[str]) -> None:
+        """Have a next process (devstack.standby's `argv`) import its libraries and wait."""
+        if self.standby is None or self.standby.poll() is not None:
+            self.standby = self._spawn(argv, stdin=subprocess.PIPE)
+
+    def _drop_standby(self) -> None:
+        standby, self.standby = self.standby, None
+        if standby is not None and standby.poll() is None:
+            os.killpg(standby.pid, signal.SIGKILL)
+            standby.wait()
 
     def log_tail(self, lines: int = 30) -> str:
         if not self.log_path.exists():
             return "(no output)"
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def _wait_or_kill(process: subprocess.Popen[bytes], timeout: float) -> None:
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
 
 
 class Stack:
@@ -166,6 +232,8 @@ class Stack:
         self.redis: RedisServer | None = None
         self.processes: dict[str, ManagedProcess] = {}
         self.logs_dir = config.state_dir / "logs"
+        #: Servers of ours kept between runs under state_dir (stopped, never deleted).
+        self.embedded: list[PostgresServer | RedisServer] = []
 
     # ---- dependencies -------------------------------------------------------------------
     @property
@@ -183,22 +251,32 @@ class Stack:
         self.redis = RedisServer(self.config.state_dir / "redis", port=free_port())
         self.redis.start()
 
+    def embed_unusable_servers(self) -> None:
+        """Our own PostgreSQL and Redis where the machine's cannot be used as they are."""
+        config = self.config
+        refusal = asyncio.run(postgres_refusal(config.postgres_admin_dsn))
+        if refusal is not None:
+            self.postgres = self._embed("PostgreSQL", refusal, embedded.start_postgres)
+            self.embedded.append(self.postgres)
+            dsn = config.postgres_admin_dsn
+            print(embedded.notice("PostgreSQL", dsn, refusal, self.postgres), flush=True)
+        refusal = redis_refusal(config.redis_url)
+        if refusal is not None:
+            self.redis = self._embed("Redis", refusal, embedded.start_redis)
+            self.embedded.append(self.redis)
+            print(embedded.notice("Redis", config.redis_url, refusal, self.redis), flush=True)
+
+    def _embed(self, what: str, refusal: str, start: Callable[[Path, str], _Server]) -> _Server:
+        try:
+            return start(self.config.state_dir, self.config.host)
+        except ServerError as exc:
+            raise StackError(f"{what} cannot be used ({refusal}), nor our own: {exc}") from exc
+
     def _check_dependencies(self) -> None:
-        try:
-            asyncio.run(_postgres_answers(self.postgres_admin_dsn))
-        except Exception as exc:
-            raise StackError(
-                f"PostgreSQL is not reachable at {self.postgres_admin_dsn} ({exc}).\n"
-                "Start it, e.g.: pg_ctlcluster --skip-systemctl-redirect "
-                "$(ls /etc/postgresql) main start"
-            ) from exc
-        try:
-            redis.Redis.from_url(self.redis_url, socket_connect_timeout=3).ping()
-        except redis.RedisError as exc:
-            raise StackError(
-                f"Redis is not reachable at {self.redis_url} ({exc}).\n"
-                "Start it, e.g.: redis-server --daemonize yes --port 6379"
-            ) from exc
+        if refusal := asyncio.run(postgres_refusal(self.postgres_admin_dsn)):
+            raise StackError(f"PostgreSQL cannot be used at {self.postgres_admin_dsn}: {refusal}")
+        if refusal := redis_refusal(self.redis_url):
+            raise StackError(f"Redis cannot be used at {self.redis_url}: {refusal}")
 
     def _check_ports(self) -> None:
         ports = {
@@ -223,8 +301,11 @@ class Stack:
     def service_env(self, name: str) -> dict[str, str]:
         """What a service reads from its environment, pointed at this stack."""
         config = self.config
+        code = [config.source_root / "services" / name / "src", config.source_root / KIT_SOURCE]
         return {
             **os.environ,
+            # Ahead of the editable installs: the code under source_root is what runs.
+            "PYTHONPATH": os.pathsep.join(map(str, code)),
             "ENVIRONMENT": "development",
             "SERVICE_NAME": name,
             "DATABASE_URL": self.database_url(name),
@@ -279,16 +360,14 @@ class Stack:
             "--forwarded-allow-ips",
             "127.0.0.1",
             "--no-access-log",
+            "--no-server-header",  # no `Server: uvicorn` naming the software
         ]
 
     def migrate(self, name: str) -> None:
-        result = subprocess.run(  # noqa: S603 - fixed argv
+        result = lifetime.run(
             [sys.executable, "-m", "alembic", "upgrade", "head"],
-            cwd=REPO_ROOT / "services" / name,
+            cwd=self.config.source_root / "services" / name,
             env=self.service_env(name),
-            capture_output=True,
-            text=True,
-            check=False,
         )
         if result.returncode != 0:
             raise StackError(f"migrations of {name} failed:\n{result.stderr[-3000:]}")
@@ -299,6 +378,8 @@ class Stack:
         try:
             if config.private_servers:
                 self._start_private_servers()
+            else:
+                self.embed_unusable_servers()
             self._check_dependencies()
             self._check_ports()
             for name in SERVICES:
@@ -329,7 +410,7 @@ class Stack:
                     name,
                     self.service_argv(name),
                     self.service_env(name),
-                    REPO_ROOT / "services" / name,
+                    config.source_root / "services" / name,
                 )
             self._process("gateway", self.gateway_argv(), self.gateway_env(), REPO_ROOT)
             self.wait_until_ready()
@@ -343,6 +424,24 @@ class Stack:
         process.stop()
         process.start()
         self._wait_for(name, self._health_url(name))
+
+    def reload_service(self, name: str) -> None:
+        """A new process for service `name`, running its code as it is now (devstack.reload)."""
+        process = self.processes[name]
+        process.replace()
+        try:
+            self._wait_for(name, self._health_url(name))
+        except StackError:
+            if process.is_running() or "address already in use" not in process.log_tail():
+                raise
+            # The old process held the port past the new one's imports; it is free now.
+            process.start()
+            self._wait_for(name, self._health_url(name))
+        process.warm_standby(self.standby_argv(name))
+
+    def standby_argv(self, name: str) -> list[str]:
+        """The service's command line, run warmed up by devstack.standby."""
+        return [sys.executable, "-m", "devstack.standby", *self.service_argv(name)[1:]]
 
     def _health_url(self, name: str) -> str:
         config = self.config
@@ -381,7 +480,8 @@ class Stack:
         for server in (self.redis, self.postgres):
             if server is not None:
                 server.stop()
-                server.cleanup()
+                if server not in self.embedded:
+                    server.cleanup()
         if self.config.owns_state_dir:
             shutil.rmtree(self.config.state_dir, ignore_errors=True)
 
@@ -394,11 +494,6 @@ class Stack:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
-
-
-async def _postgres_answers(dsn: str) -> None:
-    connection = await asyncpg.connect(dsn, timeout=3)
-    await connection.close()
 
 
 def print_urls(config: StackConfig) -> None:
@@ -416,35 +511,71 @@ def print_urls(config: StackConfig) -> None:
     print("\n".join(lines), flush=True)
 
 
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
+class _StopSignals:
+    """SIGINT, SIGTERM and SIGHUP stop the stack: the first interrupts whatever runs, any later
+    one is only counted. A terminal's Ctrl-C reaches us more than once (directly and through
+    `uv run`), and so does a TERM to the process group: a second signal must never cut the
+    clean-up short and leave children running."""
+
+    def __init__(self) -> None:
+        self.received = 0
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, self._handle)
+
+    def _handle(self, signum: int, frame: object) -> None:
+        self.received += 1
+        if self.received == 1:
+            raise KeyboardInterrupt
+
+    def stop_interrupting(self) -> None:
+        self.received = max(self.received, 1)
+
+
+def _stop_for_good(stack: Stack, reloader: "Reloader | None", signals: _StopSignals) -> None:
+    while True:
+        try:
+            signals.stop_interrupting()
+            if reloader is not None:
+                reloader.stop()
+            stack.stop()
+            return
+        except KeyboardInterrupt:  # the first signal, landing before stop_interrupting()
+            continue
 
 
 def run_foreground(config: StackConfig) -> int:
-    """`make dev`: start everything, print the URLs, stop cleanly on Ctrl-C or SIGTERM."""
-    signal.signal(signal.SIGTERM, _interrupt)
+    """`make dev`: start everything, print the URLs, reload changed services, stop cleanly on
+    Ctrl-C, SIGTERM or SIGHUP; children the clean stop misses die with us (devstack.lifetime)."""
+    from devstack.reload import Reloader  # it drives a Stack: imported here, not in a cycle
+
+    signals = _StopSignals()
     stack = Stack(config)
+    reloader: Reloader | None = None
+    started = False
     try:
-        stack.start()
-    except StackError as exc:
-        print(f"make dev: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 130
-    print_urls(config)
-    try:
-        while not (dead := stack.dead_processes()):
+        try:
+            stack.start()
+        except StackError as exc:
+            print(f"make dev: {exc}", file=sys.stderr)
+            return 1
+        started = True
+        print_urls(config)
+        if config.reload:
+            reloader = Reloader(stack)
+            reloader.start()
+        while True:
+            excused = reloader.excused() if reloader else set()
+            if dead := [name for name in stack.dead_processes() if name not in excused]:
+                break
             time.sleep(0.5)
         for name in dead:
             print(f"{name} exited unexpectedly; stopping the stack", file=sys.stderr)
             print(stack.processes[name].log_tail(), file=sys.stderr)
         return 1
     except KeyboardInterrupt:
+        if not started:
+            return 130
         print("\nStopping…", flush=True)
         return 0
     finally:
-        # A terminal's Ctrl-C reaches us more than once (directly and through `uv run`);
-        # a second interrupt must not cut the clean-up short and leave children running.
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        stack.stop()
+        _stop_for_good(stack, reloader, signals)

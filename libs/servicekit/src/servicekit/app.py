@@ -83,9 +83,21 @@ def create_app(
             pool_size=settings.DATABASE_POOL_SIZE,
             max_overflow=settings.DATABASE_MAX_OVERFLOW,
             read_pool_size=settings.DATABASE_READ_POOL_SIZE,
+            pool_timeout=settings.DATABASE_POOL_TIMEOUT,
+            lock_timeout=settings.DATABASE_LOCK_TIMEOUT,
+            statement_timeout=settings.DATABASE_STATEMENT_TIMEOUT,
         )
         await app.state.database.open()
-        app.state.redis = create_redis(settings.REDIS_URL, timeout=settings.DEPENDENCY_TIMEOUT)
+        app.state.redis = create_redis(
+            settings.REDIS_URL,
+            timeout=settings.DEPENDENCY_TIMEOUT,
+            pool_size=settings.REDIS_POOL_SIZE,
+            pool_timeout=settings.DATABASE_POOL_TIMEOUT,
+        )
+        # Readiness asks Redis on a connection of its own: a full pool must not fail it.
+        app.state.redis_probe = create_redis(
+            settings.REDIS_URL, timeout=settings.DEPENDENCY_TIMEOUT, pool_size=1
+        )
         app.state.revocations = RevocationChecks(app.state.redis)
         app.state.token_verifier = build_verifier(settings, key_source)
         workers: list[Worker] = []
@@ -105,6 +117,7 @@ def create_app(
                 yield
         finally:
             await app.state.redis.aclose()
+            await app.state.redis_probe.aclose()
             await app.state.database.dispose()
 
     app = ServiceApp(

@@ -4,10 +4,17 @@
   a Core SELECT written against the models and compiled once, on a small asyncpg pool.
 - Writes: the ORM, through `SessionDep` (a session per request, committed by the service).
 
-Also here: the naming convention every schema shares, and `is_database_unavailable`, which
-tells an outage (503) from a wrong query.
+Every wait is bounded: for a pooled connection (`pool_timeout`, then `PoolExhausted`), for a
+row lock (`lock_timeout`) and for a statement (`statement_timeout`), both set on every
+connection as it opens. `ping` checks the server on a connection of its own, which a full
+pool cannot hold up (readiness).
+
+Also here: the naming convention every schema shares; `is_database_unavailable`, which
+tells an outage from a wrong query, and `is_database_busy`, which tells contention (a
+lock or a statement that ran out of time, a full pool) from both: each answers 503.
 """
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Annotated, Any, TypeVar, cast
 
@@ -63,6 +70,15 @@ class ReadQuery:
 
 _T = TypeVar("_T")
 
+
+class PoolExhausted(Exception):
+    """Every connection of a pool stayed in use for the whole `pool_timeout`."""
+
+
+def _milliseconds(seconds: float) -> str:
+    return str(max(0, round(seconds * 1000)))
+
+
 #: A connection that cannot serve another query: gone, or (InternalClientError) told by
 #: PostgreSQL that its session is over while its socket is not closed yet.
 _BROKEN_CONNECTION = (
@@ -102,7 +118,15 @@ class Database:
         max_overflow: int = 5,
         read_pool_size: int = 10,
         connect_timeout: float = 5.0,
+        pool_timeout: float = 2.0,
+        lock_timeout: float = 2.0,
+        statement_timeout: float = 5.0,
     ) -> None:
+        #: Sent as the connection opens (no round trip); 0 means no limit, as in PostgreSQL.
+        server_settings = {
+            "lock_timeout": _milliseconds(lock_timeout),
+            "statement_timeout": _milliseconds(statement_timeout),
+        }
         self.engine: AsyncEngine = create_async_engine(
             url,
             # Connections beyond pool_size are closed on return, and opening one costs more
@@ -111,19 +135,23 @@ class Database:
             max_overflow=max_overflow,
             # No pre-ping: it would cost a round trip per request. A connection PostgreSQL
             # closed while it sat in the pool is replaced at checkout (_replace_if_closed).
-            pool_timeout=connect_timeout,
-            connect_args={"timeout": connect_timeout},
+            pool_timeout=pool_timeout,
+            connect_args={"timeout": connect_timeout, "server_settings": server_settings},
         )
         event.listen(self.engine.sync_engine, "checkout", _replace_if_closed)
         self.sessionmaker = async_sessionmaker(
             self.engine, class_=AsyncSession, expire_on_commit=False
         )
-        self.connect_timeout = connect_timeout
+        self.connect_timeout, self.pool_timeout = connect_timeout, pool_timeout
+        self.lock_timeout, self.statement_timeout = lock_timeout, statement_timeout
+        self._server_settings = server_settings
         #: The same database in libpq's spelling, for asyncpg's own connections (the read
-        #: pool, the outbox relay's LISTEN).
+        #: pool, the outbox relay's LISTEN, the readiness probe).
         self.dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
         self._read_pool_size = read_pool_size
         self._reads: asyncpg.Pool | None = None
+        self._probe: asyncpg.Connection | None = None
+        self._ping: asyncio.Task[None] | None = None
 
     async def open(self) -> None:
         """Create the read pool. Its connections open on first use (min_size=0), so a service
@@ -134,6 +162,7 @@ class Database:
             max_size=self._read_pool_size,
             reset=_keep_session_state,
             timeout=self.connect_timeout,
+            server_settings=self._server_settings,
         )
 
     @property
@@ -161,16 +190,58 @@ class Database:
         not retried: PostgreSQL is down, and the answer is a 503 at once.
         """
         for attempt in range(2):
-            async with self.reads.acquire(timeout=self.connect_timeout) as connection:
-                try:
-                    return await run(connection)
-                except _BROKEN_CONNECTION:
-                    connection.terminate()  # never back into the pool
-                    if attempt:
-                        raise
+            connection = await self._acquire_read()
+            try:
+                return await run(connection)
+            except _BROKEN_CONNECTION:
+                connection.terminate()  # never back into the pool
+                if attempt:
+                    raise
+            finally:
+                await self.reads.release(connection)
         raise AssertionError("unreachable")
 
+    async def _acquire_read(self) -> asyncpg.Connection:
+        """A read-pool connection; `PoolExhausted` when all stayed busy for `pool_timeout`."""
+        try:
+            connection: asyncpg.Connection = await self.reads.acquire(timeout=self.pool_timeout)
+        except TimeoutError:
+            # Also raised by a connection attempt that timed out (the server unreachable):
+            # only a pool with every connection open and in use is merely busy.
+            if self.reads.get_size() >= self._read_pool_size and not self.reads.get_idle_size():
+                raise PoolExhausted("every read connection is in use") from None
+            raise
+        return connection
+
+    async def ping(self, seconds: float) -> None:
+        """`SELECT 1` on the probe's own connection, within `seconds`; raises when it fails.
+
+        Probes that arrive while one runs share its answer: a flood of readiness checks is
+        one round trip at a time, and never takes a pooled connection.
+        """
+        if self._ping is None or self._ping.done():
+            self._ping = asyncio.create_task(self._ping_once(seconds))
+        await asyncio.shield(self._ping)
+
+    async def _ping_once(self, seconds: float) -> None:
+        async with asyncio.timeout(seconds):
+            try:
+                if self._probe is None or self._probe.is_closed():
+                    self._probe = await asyncpg.connect(
+                        self.dsn, timeout=seconds, server_settings=self._server_settings
+                    )
+                await self._probe.fetchval("SELECT 1")
+            except BaseException:
+                if self._probe is not None:
+                    self._probe.terminate()  # a fresh one next time, not a half-dead one
+                    self._probe = None
+                raise
+
     async def dispose(self) -> None:
+        if self._ping is not None:
+            self._ping.cancel()
+        if self._probe is not None:
+            self._probe.terminate()
         if self._reads is not None:
             await self._reads.close()
         await self.engine.dispose()
@@ -186,6 +257,29 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 #: SQLSTATE classes that mean "PostgreSQL cannot serve right now", not "your query is wrong":
 #: 08 connection exceptions, 57P operator intervention (shutting down, starting up, recovering).
 _UNAVAILABLE_SQLSTATES = ("08", "57P")
+#: Contention: 55P03 lock_not_available (lock_timeout), 57014 query_canceled (statement_timeout),
+#: 40P01 deadlock_detected, 40001 serialization_failure. Trying again later can succeed.
+_BUSY_SQLSTATES = ("55P03", "57014", "40P01", "40001")
+
+
+def sqlstates(exc: BaseException) -> list[str]:
+    """The SQLSTATEs an error carries: asyncpg's own, or the one SQLAlchemy wrapped."""
+    errors = (
+        exc,
+        getattr(exc, "orig", None),
+        getattr(getattr(exc, "orig", None), "__cause__", None),
+    )
+    states = (
+        getattr(error, "sqlstate", None) or getattr(error, "pgcode", None) for error in errors
+    )
+    return [state for state in states if isinstance(state, str)]
+
+
+def is_database_busy(exc: BaseException) -> bool:
+    """True when the database gave up waiting (a lock, a statement, a pooled connection)."""
+    if isinstance(exc, PoolExhausted | sa_exc.TimeoutError):  # the engine's pool: waited
+        return True
+    return any(state.startswith(_BUSY_SQLSTATES) for state in sqlstates(exc))
 
 
 def is_database_unavailable(exc: BaseException) -> bool:
@@ -194,6 +288,8 @@ def is_database_unavailable(exc: BaseException) -> bool:
         exc, OSError | TimeoutError | asyncpg.InterfaceError | asyncpg.InternalClientError
     ):
         return True
+    if is_database_busy(exc):
+        return False  # up, and answering: it said why it gave up
     if isinstance(exc, asyncpg.PostgresError):  # from the read pool, not wrapped by SQLAlchemy
         return str(exc.sqlstate or "").startswith(_UNAVAILABLE_SQLSTATES)
     if not isinstance(exc, sa_exc.DBAPIError):
@@ -202,11 +298,7 @@ def is_database_unavailable(exc: BaseException) -> bool:
         exc, sa_exc.OperationalError | sa_exc.InterfaceError
     ):
         return True
-    for error in (exc.orig, getattr(exc.orig, "__cause__", None)):
-        sqlstate = getattr(error, "sqlstate", None) or getattr(error, "pgcode", None)
-        if isinstance(sqlstate, str) and sqlstate.startswith(_UNAVAILABLE_SQLSTATES):
-            return True
-    return False
+    return any(state.startswith(_UNAVAILABLE_SQLSTATES) for state in sqlstates(exc))
 
 
 async def get_database(request: Request) -> Database:

@@ -3,7 +3,8 @@
 Views raise `ServiceError` subclasses (or FastAPI's `HTTPException`); nothing else
 should reach a client. Unknown exceptions are answered with a generic 500 by
 `RequestContextMiddleware` (so that answer still carries the request id); an
-unreachable database or Redis becomes a 503 here.
+unreachable database or Redis becomes a 503 here, and so does a bounded wait that ran
+out (a row lock, a statement, a full pool), with `Retry-After` and a detail saying which.
 """
 
 import json
@@ -18,7 +19,8 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from servicekit.db import is_database_unavailable
+from servicekit.db import PoolExhausted, is_database_busy, is_database_unavailable, sqlstates
+from servicekit.redis import RedisPoolExhausted
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +83,30 @@ class TooManyRequests(ServiceError):
 class DependencyUnavailable(ServiceError):
     status_code = status.HTTP_503_SERVICE_UNAVAILABLE
     detail = "A dependency is unavailable; try again shortly"
+
+
+#: Seconds a client is asked to wait after a bounded wait ran out: the contention is
+#: usually over by then, and a sooner retry would only add to it.
+RETRY_AFTER_BUSY = "1"
+AT_CAPACITY = "The service is at capacity; try again shortly"
+CONTENDED = "The data is being changed by another request; try again shortly"
+_BUSY_DETAILS = {
+    "55P03": CONTENDED,  # lock_timeout
+    "40P01": CONTENDED,  # deadlock_detected
+    "40001": CONTENDED,  # serialization_failure
+    "57014": "The database took too long to answer; try again shortly",  # statement_timeout
+}
+
+
+def busy_response(exc: BaseException) -> JSONResponse:
+    """503 with Retry-After for a wait that ran out; the detail says on what."""
+    detail = next(
+        (_BUSY_DETAILS[state] for state in sqlstates(exc) if state in _BUSY_DETAILS), None
+    )
+    logger.warning("database busy", extra={"error": str(getattr(exc, "orig", None) or exc)})
+    return JSONResponse(
+        {"detail": detail or AT_CAPACITY}, 503, headers={"Retry-After": RETRY_AFTER_BUSY}
+    )
 
 
 #: Inputs nested deeper are not echoed: JSON parsing stops near Python's recursion limit, and
@@ -179,6 +205,12 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
         return JSONResponse({"detail": validation_errors(exc)}, 422)
 
+    @app.exception_handler(PoolExhausted)
+    @app.exception_handler(sa_exc.TimeoutError)  # the engine's pool
+    @app.exception_handler(RedisPoolExhausted)
+    async def _pool_exhausted(_: Request, exc: Exception) -> JSONResponse:
+        return busy_response(exc)
+
     @app.exception_handler(redis.exceptions.ConnectionError)
     @app.exception_handler(redis.exceptions.TimeoutError)
     async def _redis_down(_: Request, exc: Exception) -> JSONResponse:
@@ -192,6 +224,8 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(asyncpg.InternalClientError)
     @app.exception_handler(TimeoutError)
     async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+        if is_database_busy(exc):
+            return busy_response(exc)
         if is_database_unavailable(exc):
             cause = getattr(exc, "orig", None) or exc
             logger.warning("database unavailable", extra={"error": str(cause)})

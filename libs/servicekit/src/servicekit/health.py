@@ -1,11 +1,20 @@
-"""Liveness and readiness: `/health` says the process runs, `/ready` that its dependencies do."""
+"""Liveness and readiness: `/health` says the process runs, `/ready` that its dependencies do.
+
+For an orchestrator: `/health` is the liveness probe (restart the process when it fails),
+`/ready` the readiness probe (send it no traffic while it fails). `/ready` asks PostgreSQL
+and Redis on connections of its own, never the pools requests use, each within
+DEPENDENCY_TIMEOUT: a replica whose pools are full (a burst, a hot row) stays ready, and
+sheds what it cannot take with 503 + Retry-After, while a replica that cannot reach a
+dependency leaves rotation. When a dependency is down every replica leaves at once, which
+is the truth: a restart would not help (so never restart on `/ready`), and a balancer that
+keeps routing to them anyway gets each service's own 503s naming what is down.
+"""
 
 import asyncio
 from collections.abc import Awaitable, Callable
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy import text
 
 router = APIRouter(tags=["health"])
 Probe = Callable[[Request], Awaitable[bool]]
@@ -17,13 +26,12 @@ async def health() -> dict[str, str]:
 
 
 async def _database_answers(request: Request) -> bool:
-    async with request.app.state.database.engine.connect() as connection:
-        await connection.execute(text("SELECT 1"))
+    await request.app.state.database.ping(request.app.state.settings.DEPENDENCY_TIMEOUT)
     return True
 
 
 async def _redis_answers(request: Request) -> bool:
-    return bool(await request.app.state.redis.ping())
+    return bool(await request.app.state.redis_probe.ping())
 
 
 async def _check(probe: Probe, request: Request, seconds: float) -> str:

@@ -6,6 +6,7 @@ import re
 import time
 import uuid
 from contextlib import AsyncExitStack
+from urllib.parse import urlsplit
 
 from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
@@ -35,20 +36,36 @@ def _sane_request_id(candidate: bytes | None) -> str:
     return uuid.uuid4().hex
 
 
+def _relative_if_same_host(location: bytes, host: bytes) -> bytes | None:
+    """A `Location` built from the request's own Host (Starlette's trailing-slash redirect), as
+    a relative one; None when it is not such a URL.
+
+    The Host is the client's to choose, so an absolute URL from it could send the next request
+    anywhere. Relative, it stays on whatever URL the client used.
+    """
+    parts = urlsplit(location.decode("latin-1"))
+    if parts.scheme in ("http", "https") and parts.netloc.lower() == host.decode("latin-1").lower():
+        return (parts._replace(scheme="", netloc="").geturl() or "/").encode("latin-1")
+    return None
+
+
 class _RequestFacts:
     """What the answer's headers depend on, read in one pass over the request's headers."""
 
-    __slots__ = ("authorized", "content_length", "if_none_match", "request_id")
+    __slots__ = ("authorized", "content_length", "host", "if_none_match", "request_id")
 
     def __init__(self, scope: Scope) -> None:
         self.request_id: bytes | None = None
         self.authorized = False
         self.if_none_match: str | None = None
         self.content_length: int | None = None
+        self.host = b""
         for name, value in scope.get("headers", ()):
             if name == b"x-request-id":
                 if self.request_id is None:
                     self.request_id = value
+            elif name == b"host":
+                self.host = value
             elif name == b"authorization":
                 self.authorized = True
             elif name == b"if-none-match":
@@ -62,14 +79,14 @@ _RAW = {policy: policy.encode() for policy in (caching.NO_STORE, caching.PRIVATE
 
 
 def _complete_headers(
-    raw: list[tuple[bytes, bytes]], request_id: bytes, cache_control: str
+    raw: list[tuple[bytes, bytes]], request_id: bytes, cache_control: str, host: bytes
 ) -> bytes | None:
     """Add ours to an answer's headers in one pass over them; return its ETag, if it has one.
 
     Raw tuples rather than `MutableHeaders`: this runs on every answer, and each of its
     lookups would scan and lower-case the whole list again.
     """
-    etag = None
+    etag = location = None
     has_cache_control = has_request_id = False
     missing = dict(_SECURITY_RAW)
     for name, value in raw:
@@ -80,8 +97,13 @@ def _complete_headers(
             has_cache_control = True
         elif lowered == b"x-request-id":
             has_request_id = True
+        elif lowered == b"location":
+            location = _relative_if_same_host(value, host)
         else:
             missing.pop(lowered, None)
+    if location is not None:
+        raw[:] = [header for header in raw if header[0].lower() != b"location"]
+        raw.append((b"location", location))
     if has_request_id:  # ours replaces whatever an inner layer set
         raw[:] = [header for header in raw if header[0].lower() != b"x-request-id"]
     raw.append((b"x-request-id", request_id))
@@ -156,7 +178,7 @@ class RequestContextMiddleware:
                 cache_control = caching.default_cache_control(
                     status=status_code, authorized=facts.authorized
                 )
-                etag = _complete_headers(raw, raw_request_id, cache_control)
+                etag = _complete_headers(raw, raw_request_id, cache_control, facts.host)
                 if is_read and status_code == 200:
                     if etag is None:
                         held = message

@@ -1,16 +1,36 @@
 """The async Redis client every service builds (`create_redis`: one retry on a broken
 connection) and its dependency (`RedisDep`)."""
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 
-def create_redis(url: str, *, timeout: float = 2.0) -> Redis:
+class RedisPoolExhausted(RedisConnectionError):
+    """Every connection of the pool stayed in use for the whole pool timeout."""
+
+
+class BoundedConnectionPool(BlockingConnectionPool):
+    """At most `max_connections`; a caller waits up to `timeout` for one, then
+    `RedisPoolExhausted` (a 503 saying so, not "Redis is down"). redis-py's default pool
+    opens up to 100 and then fails at once; an unbounded one would take Redis's clients."""
+
+    async def get_connection(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await super().get_connection(*args, **kwargs)
+        except RedisConnectionError as exc:
+            if isinstance(exc.__cause__, TimeoutError):  # waited for a free connection
+                raise RedisPoolExhausted("every Redis connection is in use") from exc
+            raise
+
+
+def create_redis(
+    url: str, *, timeout: float = 2.0, pool_size: int = 50, pool_timeout: float = 2.0
+) -> Redis:
     """Short timeouts: a Redis outage must turn into a quick 503, not a hung request.
 
     One retry, on a broken connection only: after a Redis restart every idle connection in
@@ -18,8 +38,10 @@ def create_redis(url: str, *, timeout: float = 2.0) -> Redis:
     with Redis back). `from_url` alone retries nothing. A timeout is not retried, so a
     Redis that stopped answering still costs a request one `timeout`, not several.
     """
-    return Redis.from_url(
+    pool = BoundedConnectionPool.from_url(
         url,
+        max_connections=pool_size,
+        timeout=pool_timeout,
         decode_responses=True,
         socket_timeout=timeout,
         socket_connect_timeout=timeout,
@@ -30,6 +52,7 @@ def create_redis(url: str, *, timeout: float = 2.0) -> Redis:
             supported_errors=(RedisConnectionError,),
         ),
     )
+    return Redis.from_pool(pool)  # closes the pool with the client
 
 
 async def get_redis(request: Request) -> Redis:

@@ -24,6 +24,8 @@ from uuid import UUID
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from servicekit.redis import RedisPoolExhausted
+
 _PREFIX = "revoked"
 #: Present while Redis holds every revocation still in force.
 RESTORED_KEY = f"{_PREFIX}:restored"
@@ -99,6 +101,11 @@ class RevocationChecks:
         keys = [RESTORED_KEY, *(key for check in batch for key in check.keys)]
         try:
             values = await self.redis.mget(keys)
+        except RedisPoolExhausted as exc:  # Redis is fine, this process is full: say so
+            for check in batch:
+                if not check.answer.done():
+                    check.answer.set_exception(exc)
+            return
         except (RedisError, OSError) as exc:
             for check in batch:
                 if not check.answer.done():

@@ -23,7 +23,19 @@ class ServiceSettings(BaseSettings):
     DATABASE_POOL_SIZE: int = 20
     DATABASE_MAX_OVERFLOW: int = 5
     DATABASE_READ_POOL_SIZE: int = 10
+    # Bounded waits (seconds): what a request may wait for before it answers 503 with
+    # Retry-After. Each, and pool + lock (the longest a write waits on a hot row), is kept
+    # under a client's patience (httpx's default is 5 s) and the gateway's.
+    #: For a pooled connection (database and Redis) when every one is in use.
+    DATABASE_POOL_TIMEOUT: float = 2.0
+    #: For a row lock another transaction holds (PostgreSQL's lock_timeout).
+    DATABASE_LOCK_TIMEOUT: float = 2.0
+    #: For one statement to finish (PostgreSQL's statement_timeout); 0: no limit.
+    DATABASE_STATEMENT_TIMEOUT: float = 5.0
     REDIS_URL: str = "redis://127.0.0.1:6379/0"
+    #: Per process: connections to Redis (revocation checks, events); more wait, bounded by
+    #: DATABASE_POOL_TIMEOUT. The readiness probe has a connection of its own.
+    REDIS_POOL_SIZE: int = 50
     #: Seconds a readiness probe or a Redis call may take before it counts as down.
     DEPENDENCY_TIMEOUT: float = 2.0
     #: Largest request body accepted, in bytes; a larger one is a 413 before it is read whole.

@@ -33,7 +33,7 @@ def _normalise_email(value: str) -> str:
 
 Email = Annotated[EmailStr, AfterValidator(_normalise_email)]
 Password = Annotated[Text, StringConstraints(min_length=8, max_length=128)]
-FullName = bounded_text(0, 100, strip=True)
+FullName = bounded_text(0, 100, strip=True, shown_to_others=True)
 
 
 # ---- tables -------------------------------------------------------------------------------
@@ -53,6 +53,8 @@ class Account(SQLModel, table=True):
         default_factory=lambda: [Role.USER.value],
         sa_type=ARRAY(sa.String(20)),  # type: ignore[call-overload]
     )
+    #: Bumped by every credential change; a login verified against an older one mints nothing.
+    credentials_version: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     created_at: datetime = timestamp_field(default_factory=utcnow)
     updated_at: datetime = timestamp_field(default_factory=utcnow)
 

@@ -3,7 +3,7 @@
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Form, Query, Request, Response, status
+from fastapi import APIRouter, BackgroundTasks, Body, Form, Query, Request, Response, status
 from fastapi.responses import HTMLResponse
 
 from auth import service
@@ -212,9 +212,14 @@ async def resend_verification(caller: Caller, session: SessionDep, redis: RedisD
 
 
 @router.post("/password/forgot", status_code=status.HTTP_202_ACCEPTED, response_class=Response)
-async def forgot_password(session: SessionDep, redis: RedisDep, body: PasswordForgot) -> Response:
+async def forgot_password(
+    database: DatabaseDep, redis: RedisDep, body: PasswordForgot, background: BackgroundTasks
+) -> Response:
     """Mail a reset link if the email is known; the answer is the same either way."""
-    await service.forgot_password(session=session, redis=redis, email=body.email)
+    # After the answer is sent: its time cannot tell whether the email has an account.
+    background.add_task(
+        service.forgot_password, sessionmaker=database.sessionmaker, redis=redis, email=body.email
+    )
     return Response(status_code=status.HTTP_202_ACCEPTED)
 
 

@@ -6,8 +6,15 @@ the API schemas; everything that changes an account or a session goes through th
 Revocation is written to Redis *before* the database commits: if Redis is down the
 request fails with 503 and changes nothing; if the commit fails afterwards, the
 tokens are merely revoked early, which is the safe side.
+
+Logins, refreshes, mailed one-time tokens and credential changes of one account are
+ordered by a lock on its row (`_lock_account`), taken after their slow step (Argon2)
+and held until they commit; they act only on what they read under it. A change that
+locks after a login committed ends that login's session; a login that locks after a
+change committed finds the account's `credentials_version` moved on and mints nothing.
 """
 
+import logging
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
@@ -16,6 +23,7 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from redis.asyncio import Redis
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -45,8 +53,11 @@ from servicekit.listing import PageQuery, contains_pattern, fetch_page
 from servicekit.revocation import RevocationChecks
 from servicekit.timestamps import utcnow
 
+logger = logging.getLogger(__name__)
+
 PRODUCER = "auth"
 INVALID_CREDENTIALS = "Incorrect email or password"
+WRONG_CURRENT_PASSWORD = "Current password is incorrect"
 
 
 # ---- accounts -----------------------------------------------------------------------------
@@ -70,6 +81,17 @@ async def get_account(*, session: AsyncSession, account_id: uuid.UUID) -> Accoun
 
 async def get_account_by_email(*, session: AsyncSession, email: str) -> Account | None:
     result = await session.exec(select(Account).where(Account.email == email.lower()))
+    return result.first()
+
+
+async def _lock_account(*, session: AsyncSession, account_id: uuid.UUID) -> Account | None:
+    """The account as committed now, locked until this transaction ends (None: deleted)."""
+    result = await session.exec(
+        select(Account)
+        .where(col(Account.id) == account_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
     return result.first()
 
 
@@ -124,6 +146,7 @@ async def _add_account(
             "full_name": account.full_name,
             "verification_token": token,
         },
+        aggregate=str(account.id),
     )
     return account
 
@@ -195,7 +218,7 @@ async def update_account(
     changes: AccountAdminUpdate,
 ) -> AccountPublic:
     """Roles and activation; both end the account's current tokens (roles live in tokens)."""
-    account = await get_account(session=session, account_id=account_id)
+    account = await _lock_account(session=session, account_id=account_id)
     if account is None:
         raise NotFound("Account not found")
     if account.id == admin.user_id and (
@@ -206,7 +229,7 @@ async def update_account(
     new_roles = sorted({role.value for role in changes.roles}) if changes.roles else account.roles
     new_active = account.is_active if changes.is_active is None else changes.is_active
     if new_roles != sorted(account.roles) or new_active != account.is_active:
-        await _revoke_all_tokens(session=session, redis=redis, user_id=account.id)
+        await _end_credentials(session=session, redis=redis, account=account)
         account.roles = new_roles
         account.is_active = new_active
         return await _save(session, account)
@@ -217,19 +240,37 @@ async def delete_account(
     *, session: AsyncSession, redis: Redis, caller: Principal, password: str
 ) -> None:
     """Erase the account at once; other services erase their data on `user.deleted`."""
-    account = await _account_with_password(session=session, caller=caller, password=password)
-    await _revoke_all_tokens(session=session, redis=redis, user_id=account.id)
+    verified = await _verify_current_password(session=session, caller=caller, password=password)
+    account = await _lock_unchanged_account(session=session, caller=caller, verified_hash=verified)
+    await _end_credentials(session=session, redis=redis, account=account)
     await session.delete(account)
-    add_event(session, type="user.deleted", producer=PRODUCER, data={"user_id": str(account.id)})
+    add_event(
+        session,
+        type="user.deleted",
+        producer=PRODUCER,
+        data={"user_id": str(account.id)},
+        aggregate=str(account.id),
+    )
     await session.commit()
 
 
-async def _account_with_password(
+async def _verify_current_password(
     *, session: AsyncSession, caller: Principal, password: str
-) -> Account:
+) -> str:
+    """The caller's password hash that `password` matches (the slow step, before any lock)."""
     account = await _live_account(session=session, user_id=caller.user_id)
     if not await passwords.verify_password(account.password_hash, password):
-        raise BadRequest("Current password is incorrect")
+        raise BadRequest(WRONG_CURRENT_PASSWORD)
+    return account.password_hash
+
+
+async def _lock_unchanged_account(
+    *, session: AsyncSession, caller: Principal, verified_hash: str
+) -> Account:
+    """The caller's account, locked, as long as its password is still the one verified."""
+    account = _live(await _lock_account(session=session, account_id=caller.user_id))
+    if account.password_hash != verified_hash:  # changed while we were hashing
+        raise BadRequest(WRONG_CURRENT_PASSWORD)
     return account
 
 
@@ -265,19 +306,26 @@ async def authenticate(
 ) -> Account:
     """Identical answers for an unknown email and a wrong password, in content and in time."""
     email = email.strip().lower()
-    await throttle.ensure_login_allowed(redis, email=email, address=address)
+    await throttle.claim_login_attempt(redis, email=email, address=address)
     account = await get_account_by_email(session=session, email=email)
     password_hash = account.password_hash if account else None
     if not await passwords.verify_password(password_hash, password) or account is None:
-        await throttle.record_login_failure(redis, email=email, address=address)
-        raise Unauthorized(INVALID_CREDENTIALS)
+        raise Unauthorized(INVALID_CREDENTIALS)  # counted as a failure already
+    await throttle.forgive_login_attempt(redis, email=email, address=address)
     if not account.is_active:
         raise Unauthorized("Account is deactivated")
-    await throttle.clear_account_failures(redis, email=email)
+    verified_version = account.credentials_version
+    rehashed = None
     if passwords.needs_rehash(account.password_hash):
-        account.password_hash = await passwords.hash_password(password)
-        session.add(account)
-    return account
+        rehashed = await passwords.hash_password(password)
+    # Locked until start_session commits; a credential change meanwhile voids this login.
+    locked = await _lock_account(session=session, account_id=account.id)
+    if locked is None or locked.credentials_version != verified_version:
+        raise Unauthorized(INVALID_CREDENTIALS)
+    if rehashed is not None:
+        locked.password_hash = rehashed
+        session.add(locked)
+    return locked
 
 
 async def start_session(
@@ -320,7 +368,7 @@ async def refresh(
         principal = await verifier.verify(refresh_token, revocations, expected_type="refresh")
     except InvalidToken as exc:
         raise Unauthorized(str(exc)) from exc
-    account = await _live_account(session=session, user_id=principal.user_id)
+    account = _live(await _lock_account(session=session, account_id=principal.user_id))
     pair = mint_pair(keyring, account, principal.session_id)
     now = utcnow()
     swapped = await session.exec(
@@ -359,13 +407,32 @@ async def _end_sessions(
     )
 
 
-async def _revoke_all_tokens(*, session: AsyncSession, redis: Redis, user_id: uuid.UUID) -> None:
-    """Logout-all and everything like it: a "not valid before" plus every session ended."""
-    await revocations.revoke_user_tokens(session=session, redis=redis, user_id=user_id)
-    await session.exec(
+async def _end_credentials(*, session: AsyncSession, redis: Redis, account: Account) -> None:
+    """What every credential change does, under the account's lock; the caller commits.
+
+    A "not valid before" for every token, and each session ended by its id as well, so a
+    login that committed just before cannot slip past on a clock a little ahead; logins
+    verified before it find the version moved on; reset links mailed before it die.
+    """
+    account.credentials_version += 1
+    session.add(account)
+    ended = await session.exec(
         sa.update(LoginSession)
-        .where(col(LoginSession.user_id) == user_id, col(LoginSession.revoked_at).is_(None))
+        .where(col(LoginSession.user_id) == account.id, col(LoginSession.revoked_at).is_(None))
         .values(revoked_at=utcnow())
+        .returning(col(LoginSession.id))
+    )
+    session_ids = list(ended.scalars().all())
+    await revocations.revoke_sessions(session=session, redis=redis, session_ids=session_ids)
+    await revocations.revoke_user_tokens(session=session, redis=redis, user_id=account.id)
+    await session.exec(
+        sa.update(OneTimeToken)
+        .where(
+            col(OneTimeToken.user_id) == account.id,
+            col(OneTimeToken.purpose) == TokenPurpose.RESET_PASSWORD.value,
+            col(OneTimeToken.used_at).is_(None),
+        )
+        .values(used_at=utcnow())
     )
 
 
@@ -392,7 +459,8 @@ async def logout(
 
 
 async def logout_all(*, session: AsyncSession, redis: Redis, caller: Principal) -> None:
-    await _revoke_all_tokens(session=session, redis=redis, user_id=caller.user_id)
+    account = _live(await _lock_account(session=session, account_id=caller.user_id))
+    await _end_credentials(session=session, redis=redis, account=account)
     await session.commit()
 
 
@@ -452,24 +520,44 @@ async def end_session(
 # ---- email verification and passwords -----------------------------------------------------
 
 
+INVALID_ONE_TIME_TOKEN = "Invalid, expired or already used token"
+
+
+def _usable_one_time_token(token: str, purpose: TokenPurpose) -> tuple[ColumnElement[bool], ...]:
+    return (
+        col(OneTimeToken.token_hash) == sha256(token),
+        col(OneTimeToken.purpose) == purpose.value,
+        col(OneTimeToken.used_at).is_(None),
+        col(OneTimeToken.expires_at) > utcnow(),
+    )
+
+
+async def _one_time_token_owner(
+    *, session: AsyncSession, token: str, purpose: TokenPurpose
+) -> uuid.UUID:
+    """Whose the token is, if it is usable now; it stays unspent."""
+    found = await session.exec(
+        select(col(OneTimeToken.user_id)).where(*_usable_one_time_token(token, purpose))
+    )
+    user_id = found.first()
+    if user_id is None:
+        raise BadRequest(INVALID_ONE_TIME_TOKEN)
+    return user_id
+
+
 async def _spend_one_time_token(
     *, session: AsyncSession, token: str, purpose: TokenPurpose
 ) -> uuid.UUID:
     """Single use even under concurrency: the UPDATE only matches an unspent, live token."""
     spent = await session.exec(
         sa.update(OneTimeToken)
-        .where(
-            col(OneTimeToken.token_hash) == sha256(token),
-            col(OneTimeToken.purpose) == purpose.value,
-            col(OneTimeToken.used_at).is_(None),
-            col(OneTimeToken.expires_at) > utcnow(),
-        )
+        .where(*_usable_one_time_token(token, purpose))
         .values(used_at=utcnow())
         .returning(col(OneTimeToken.user_id))
     )
     user_id = spent.scalar_one_or_none()
     if user_id is None:
-        raise BadRequest("Invalid, expired or already used token")
+        raise BadRequest(INVALID_ONE_TIME_TOKEN)
     return user_id
 
 
@@ -479,7 +567,7 @@ async def verify_email(*, session: AsyncSession, token: str) -> AccountPublic:
     )
     account = await get_account(session=session, account_id=user_id)
     if account is None:
-        raise BadRequest("Invalid, expired or already used token")
+        raise BadRequest(INVALID_ONE_TIME_TOKEN)
     account.is_verified = True
     return await _save(session, account)
 
@@ -508,6 +596,8 @@ async def _mail_one_time_token(
 ) -> bool:
     """Issue a one-time token and hand it to the notifications service in an event; False,
     doing nothing, if one was mailed to this account too recently."""
+    if await _lock_account(session=session, account_id=account.id) is None:
+        return True  # deleted meanwhile: nothing to mail, nothing to try again
     purpose = mailed.purpose.value
     if not await throttle.claim_mail_slot(redis, purpose=purpose, user_id=str(account.id)):
         return False
@@ -519,6 +609,7 @@ async def _mail_one_time_token(
         type=mailed.event_type,
         producer=PRODUCER,
         data={"user_id": str(account.id), "email": account.email, mailed.token_field: token},
+        aggregate=str(account.id),
     )
     await session.commit()
     return True
@@ -537,19 +628,28 @@ async def resend_verification(*, session: AsyncSession, redis: Redis, caller: Pr
         raise TooManyRequests(retry_after, "A verification mail was sent recently")
 
 
-async def forgot_password(*, session: AsyncSession, redis: Redis, email: str) -> None:
-    """Silent for unknown emails and for repeated requests: the answer never differs."""
-    account = await get_account_by_email(session=session, email=email)
-    if account is not None and account.is_active:
-        await _mail_one_time_token(session=session, redis=redis, account=account, mailed=_RESET)
+async def forgot_password(
+    *, sessionmaker: async_sessionmaker[AsyncSession], redis: Redis, email: str
+) -> None:
+    """Runs once the 202 is sent, known email or not, so neither its time nor a failure can
+    tell whether the email has an account; a failure is logged, and the user asks again."""
+    try:
+        async with sessionmaker() as session:
+            account = await get_account_by_email(session=session, email=email)
+            if account is not None and account.is_active:
+                await _mail_one_time_token(
+                    session=session, redis=redis, account=account, mailed=_RESET
+                )
+    except Exception:  # noqa: BLE001 - nobody is waiting for an answer any more
+        logger.exception("password reset request not handled")
 
 
 async def _set_password(
-    *, session: AsyncSession, redis: Redis, account: Account, new_password: str
+    *, session: AsyncSession, redis: Redis, account: Account, password_hash: str
 ) -> None:
     """A new password ends every token of the account and is announced; the caller commits."""
-    await _revoke_all_tokens(session=session, redis=redis, user_id=account.id)
-    account.password_hash = await passwords.hash_password(new_password)
+    await _end_credentials(session=session, redis=redis, account=account)
+    account.password_hash = password_hash
     account.updated_at = utcnow()
     session.add(account)
     add_event(
@@ -557,29 +657,24 @@ async def _set_password(
         type="auth.password_changed",
         producer=PRODUCER,
         data={"user_id": str(account.id), "email": account.email},
+        aggregate=str(account.id),
     )
 
 
 async def reset_password(
     *, session: AsyncSession, redis: Redis, token: str, new_password: str
 ) -> None:
-    user_id = await _spend_one_time_token(
+    """The token is looked up, the password hashed, then the account locked and the token
+    spent under the lock: a change meanwhile has spent it, and this reset is refused."""
+    user_id = await _one_time_token_owner(
         session=session, token=token, purpose=TokenPurpose.RESET_PASSWORD
     )
-    account = await get_account(session=session, account_id=user_id)
+    password_hash = await passwords.hash_password(new_password)
+    account = await _lock_account(session=session, account_id=user_id)
     if account is None or not account.is_active:
-        raise BadRequest("Invalid, expired or already used token")
-    await _set_password(session=session, redis=redis, account=account, new_password=new_password)
-    # The mailbox owner proved it: older reset links die with this one.
-    await session.exec(
-        sa.update(OneTimeToken)
-        .where(
-            col(OneTimeToken.user_id) == account.id,
-            col(OneTimeToken.purpose) == TokenPurpose.RESET_PASSWORD.value,
-            col(OneTimeToken.used_at).is_(None),
-        )
-        .values(used_at=utcnow())
-    )
+        raise BadRequest(INVALID_ONE_TIME_TOKEN)
+    await _spend_one_time_token(session=session, token=token, purpose=TokenPurpose.RESET_PASSWORD)
+    await _set_password(session=session, redis=redis, account=account, password_hash=password_hash)
     await session.commit()
 
 
@@ -591,8 +686,10 @@ async def change_password(
     current_password: str,
     new_password: str,
 ) -> None:
-    account = await _account_with_password(
+    verified = await _verify_current_password(
         session=session, caller=caller, password=current_password
     )
-    await _set_password(session=session, redis=redis, account=account, new_password=new_password)
+    password_hash = await passwords.hash_password(new_password)
+    account = await _lock_unchanged_account(session=session, caller=caller, verified_hash=verified)
+    await _set_password(session=session, redis=redis, account=account, password_hash=password_hash)
     await session.commit()

@@ -10,34 +10,40 @@ def _keys(email: str, address: str) -> tuple[str, str]:
     return f"login-failures:account:{email}", f"login-failures:address:{address}"
 
 
-async def ensure_login_allowed(redis: Redis, *, email: str, address: str) -> None:
-    """Refuse before checking the password, so a locked account costs no hashing."""
-    account_key, address_key = _keys(email, address)
-    async with redis.pipeline(transaction=False) as pipe:
-        for key in (account_key, address_key):
-            pipe.get(key)
+async def claim_login_attempt(redis: Redis, *, email: str, address: str) -> None:
+    """Count the attempt as a failure before its password is checked (slow), and refuse it
+    past the limits; `forgive_login_attempt` takes it back if the password was right.
+
+    Counted first, so guesses sent together cannot all pass a check made before the
+    first of them failed.
+    """
+    async with redis.pipeline(transaction=True) as pipe:
+        for key in _keys(email, address):
+            pipe.incr(key)
+            # The window starts at the first failure and is not extended by later ones.
+            pipe.expire(key, settings.LOGIN_FAILURE_WINDOW, nx=True)
             pipe.ttl(key)
-        account_count, account_ttl, address_count, address_ttl = await pipe.execute()
+        account_count, _, account_ttl, address_count, _, address_ttl = await pipe.execute()
     retry_after = 0
-    if int(account_count or 0) >= settings.LOGIN_MAX_FAILURES_PER_ACCOUNT:
+    if account_count > settings.LOGIN_MAX_FAILURES_PER_ACCOUNT:
         retry_after = max(retry_after, account_ttl, 1)
-    if int(address_count or 0) >= settings.LOGIN_MAX_FAILURES_PER_ADDRESS:
+    if address_count > settings.LOGIN_MAX_FAILURES_PER_ADDRESS:
         retry_after = max(retry_after, address_ttl, 1)
     if retry_after:
         raise TooManyRequests(retry_after, "Too many failed logins; try again later")
 
 
-async def record_login_failure(redis: Redis, *, email: str, address: str) -> None:
+#: Uncount one attempt, unless its window has ended meanwhile (a DECR would then leave -1).
+_UNCOUNT = "if redis.call('exists', KEYS[1]) == 1 then redis.call('decr', KEYS[1]) end"
+
+
+async def forgive_login_attempt(redis: Redis, *, email: str, address: str) -> None:
+    """The password was right: the account's failures are cleared, the attempt uncounted."""
+    account_key, address_key = _keys(email, address)
     async with redis.pipeline(transaction=True) as pipe:
-        for key in _keys(email, address):
-            # The window starts at the first failure and is not extended by later ones.
-            pipe.incr(key)
-            pipe.expire(key, settings.LOGIN_FAILURE_WINDOW, nx=True)
+        pipe.delete(account_key)
+        pipe.eval(_UNCOUNT, 1, address_key)
         await pipe.execute()
-
-
-async def clear_account_failures(redis: Redis, *, email: str) -> None:
-    await redis.delete(_keys(email, "")[0])
 
 
 async def claim_mail_slot(redis: Redis, *, purpose: str, user_id: str) -> bool:

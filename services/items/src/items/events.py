@@ -11,6 +11,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from items import service
 from servicekit.events.envelope import Envelope, Handler
+from servicekit.events.erasures import guard_erased_accounts
 
 
 class UserDeleted(BaseModel):
@@ -23,6 +24,6 @@ async def on_user_deleted(session: AsyncSession, envelope: Envelope) -> None:
     await service.erase_owner(session=session, owner_id=event.user_id)
 
 
-HANDLERS: dict[str, Handler] = {
-    "user.deleted": on_user_deleted,
-}
+HANDLERS: dict[str, Handler] = guard_erased_accounts(
+    {"user.deleted": on_user_deleted}, erasing="user.deleted"
+)

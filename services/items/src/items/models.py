@@ -13,6 +13,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import Field, SQLModel
 
 from servicekit.db import metadata
+from servicekit.events.erasures import register_erased_accounts
 from servicekit.events.outbox import register_outbox
 from servicekit.events.processed import register_processed_events
 from servicekit.fields import bounded_text
@@ -24,6 +25,7 @@ __all__ = ["metadata"]
 # items publishes events and consumes them.
 register_outbox(metadata)
 register_processed_events(metadata)
+register_erased_accounts(metadata)  # deletions are final, whatever the event order
 
 
 MAX_TAGS = 20
@@ -35,9 +37,9 @@ if TYPE_CHECKING:
     RawTag = str
     SearchText = str
 else:
-    Title = bounded_text(1, 200, strip=True)
-    Description = bounded_text(0, 5000)
-    RawTag = bounded_text(1, 32, strip=True)
+    Title = bounded_text(1, 200, strip=True, shown_to_others=True)
+    Description = bounded_text(0, 5000, shown_to_others="lines")
+    RawTag = bounded_text(1, 32, strip=True, shown_to_others=True)
     SearchText = bounded_text(0, 200)
 
 #: Tags are case-insensitive: stored and matched lower-cased, so "Red" and "red" are one tag.

@@ -31,7 +31,8 @@ from items.models import (
 )
 from items.settings import settings
 from servicekit.db import Database, ReadQuery
-from servicekit.errors import NotFound, PreconditionFailed
+from servicekit.errors import NotFound, PreconditionFailed, Unauthorized
+from servicekit.events.erasures import is_erased
 from servicekit.events.outbox import add_event
 from servicekit.listing import PageQuery, contains_pattern, fetch_page
 from servicekit.timestamps import utcnow
@@ -79,13 +80,17 @@ def _targeted(target: ItemTarget) -> tuple[ColumnElement[bool], ...]:
 
 
 def _stage(
-    session: AsyncSession, event_type: str, *, item_id: uuid.UUID, owner_id: uuid.UUID
+    session: AsyncSession, event_type: str, *, item_id: uuid.UUID, owner_id: uuid.UUID, version: int
 ) -> None:
+    """Stage an item's event. `version` is the item's after the change (the last one, for
+    `item.deleted`): a consumer that sees one item's events out of order (several consumer
+    replicas, a redelivery) keeps the highest version, and a deletion over every version."""
     add_event(
         session,
         type=event_type,
         producer=settings.SERVICE_NAME,
-        data={"item_id": str(item_id), "owner_id": str(owner_id)},
+        data={"item_id": str(item_id), "owner_id": str(owner_id), "version": version},
+        aggregate=str(item_id),
     )
 
 
@@ -146,12 +151,14 @@ async def get_all(
 
 async def create(*, session: AsyncSession, owner_id: uuid.UUID, item_in: ItemCreate) -> ItemPublic:
     """Store a new item owned by `owner_id` and stage `item.created`."""
+    if await is_erased(session, owner_id):  # a request authorised just before the deletion
+        raise Unauthorized("Account no longer available")
     now = utcnow()
     item = Item.model_validate(
         item_in, update={"owner_id": owner_id, "created_at": now, "updated_at": now}
     )
     session.add(item)
-    _stage(session, "item.created", item_id=item.id, owner_id=owner_id)
+    _stage(session, "item.created", item_id=item.id, owner_id=owner_id, version=item.version)
     await session.commit()
     return ItemPublic.model_validate(item)
 
@@ -177,16 +184,16 @@ async def update(
         .execution_options(populate_existing=True)
     )
     item: Item = await _change(session, database, target, statement)
-    _stage(session, "item.updated", item_id=item.id, owner_id=item.owner_id)
+    _stage(session, "item.updated", item_id=item.id, owner_id=item.owner_id, version=item.version)
     await session.commit()
     return ItemPublic.model_validate(item)
 
 
 async def delete(*, session: AsyncSession, database: Database, target: ItemTarget) -> None:
     """Delete an item (checked as `update` does) and stage `item.deleted`."""
-    statement = sa.delete(Item).where(*_targeted(target)).returning(col(Item.owner_id))
-    owner_id = await _change(session, database, target, statement)
-    _stage(session, "item.deleted", item_id=target.item_id, owner_id=owner_id)
+    statement = sa.delete(Item).where(*_targeted(target)).returning(Item)
+    item: Item = await _change(session, database, target, statement)
+    _stage(session, "item.deleted", item_id=item.id, owner_id=item.owner_id, version=item.version)
     await session.commit()
 
 
@@ -204,8 +211,12 @@ async def _change(
 
 async def erase_owner(*, session: AsyncSession, owner_id: uuid.UUID) -> int:
     """Delete every item of `owner_id`, staging `item.deleted` for each; the caller commits."""
-    statement = sa.delete(Item).where(col(Item.owner_id) == owner_id).returning(col(Item.id))
-    item_ids = (await session.exec(statement)).scalars().all()
-    for item_id in item_ids:
-        _stage(session, "item.deleted", item_id=item_id, owner_id=owner_id)
-    return len(item_ids)
+    statement = (
+        sa.delete(Item)
+        .where(col(Item.owner_id) == owner_id)
+        .returning(col(Item.id), col(Item.version))
+    )
+    erased = (await session.exec(statement)).all()
+    for item_id, version in erased:
+        _stage(session, "item.deleted", item_id=item_id, owner_id=owner_id, version=version)
+    return len(erased)

@@ -17,6 +17,7 @@ from notifications import service
 from notifications.models import NotificationKind
 from notifications.settings import settings
 from servicekit.events.envelope import Envelope, Handler
+from servicekit.events.erasures import guard_erased_accounts
 
 WELCOME_TITLE = "Welcome!"
 WELCOME_BODY = "Your account is ready. Confirm your email address with the link we mailed you."
@@ -89,7 +90,10 @@ def _queue_verification(
 
 
 async def on_user_registered(session: AsyncSession, envelope: Envelope) -> None:
-    """Welcome the new user, and mail the verification link when there is one."""
+    """Welcome the new user, and mail the verification link when there is one.
+
+    The mail greets the address, not the name typed at registration: until the link is
+    followed, the recipient may be a stranger, and the name the sender's own words."""
     event = UserRegistered.model_validate(envelope.data)
     service.notify(
         session=session,
@@ -103,7 +107,7 @@ async def on_user_registered(session: AsyncSession, envelope: Envelope) -> None:
             session,
             user_id=event.user_id,
             email=event.email,
-            name=event.full_name or event.email,
+            name=event.email,
             token=event.verification_token,
         )
 
@@ -163,10 +167,13 @@ async def on_user_deleted(session: AsyncSession, envelope: Envelope) -> None:
     await service.erase_user(session=session, user_id=event.user_id)
 
 
-HANDLERS: dict[str, Handler] = {
-    "user.registered": on_user_registered,
-    "auth.verification_requested": on_verification_requested,
-    "auth.password_reset_requested": on_password_reset_requested,
-    "auth.password_changed": on_password_changed,
-    "user.deleted": on_user_deleted,
-}
+HANDLERS: dict[str, Handler] = guard_erased_accounts(
+    {
+        "user.registered": on_user_registered,
+        "auth.verification_requested": on_verification_requested,
+        "auth.password_reset_requested": on_password_reset_requested,
+        "auth.password_changed": on_password_changed,
+        "user.deleted": on_user_deleted,
+    },
+    erasing="user.deleted",
+)

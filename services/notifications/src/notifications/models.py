@@ -11,6 +11,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
 from servicekit.db import metadata
+from servicekit.events.erasures import register_erased_accounts
 from servicekit.events.processed import register_processed_events
 from servicekit.listing import Page
 from servicekit.timestamps import timestamp_field, utcnow
@@ -18,6 +19,7 @@ from servicekit.timestamps import timestamp_field, utcnow
 __all__ = ["metadata"]
 
 register_processed_events(metadata)  # notifications consumes events
+register_erased_accounts(metadata)  # deletions are final, whatever the event order
 
 
 class NotificationKind(StrEnum):

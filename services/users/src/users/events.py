@@ -11,6 +11,7 @@ from pydantic import BaseModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from servicekit.events.envelope import Envelope, Handler
+from servicekit.events.erasures import guard_erased_accounts
 from users import service
 
 
@@ -38,7 +39,7 @@ async def on_user_deleted(session: AsyncSession, envelope: Envelope) -> None:
     await service.erase(session=session, user_id=event.user_id)
 
 
-HANDLERS: dict[str, Handler] = {
-    "user.registered": on_user_registered,
-    "user.deleted": on_user_deleted,
-}
+HANDLERS: dict[str, Handler] = guard_erased_accounts(
+    {"user.registered": on_user_registered, "user.deleted": on_user_deleted},
+    erasing="user.deleted",
+)

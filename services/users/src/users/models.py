@@ -16,6 +16,7 @@ from pydantic import (
 from sqlmodel import Field, SQLModel
 
 from servicekit.db import metadata
+from servicekit.events.erasures import register_erased_accounts
 from servicekit.events.processed import register_processed_events
 from servicekit.fields import Text, bounded_text
 from servicekit.listing import Page
@@ -24,6 +25,7 @@ from servicekit.timestamps import timestamp_field, utcnow
 __all__ = ["metadata"]
 
 register_processed_events(metadata)  # users consumes events
+register_erased_accounts(metadata)  # deletions are final, whatever the event order
 
 DISPLAY_NAME_MAX = 64
 AVATAR_URL_MAX = 2048
@@ -34,8 +36,8 @@ if TYPE_CHECKING:
     Bio = str
     SearchText = str
 else:
-    DisplayName = bounded_text(1, DISPLAY_NAME_MAX, strip=True)
-    Bio = bounded_text(0, 500)
+    DisplayName = bounded_text(1, DISPLAY_NAME_MAX, strip=True, shown_to_others=True)
+    Bio = bounded_text(0, 500, shown_to_others="lines")
     SearchText = bounded_text(0, 320)
 
 _HTTP_URL = TypeAdapter(HttpUrl)

@@ -16,6 +16,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from servicekit.db import Database, ReadQuery
 from servicekit.errors import NotFound
+from servicekit.events.erasures import is_erased
 from servicekit.listing import PageQuery, contains_pattern, fetch_page
 from servicekit.timestamps import utcnow
 from users.models import DISPLAY_NAME_MAX, Profile, ProfileRead, ProfilesRead, ProfileUpdate
@@ -52,6 +53,8 @@ async def get_or_create(
     profile = await _find(database=database, user_id=user_id)
     if profile is not None:
         return profile
+    if await is_erased(session, user_id):  # a request authorised just before the deletion
+        raise NotFound(PROFILE_NOT_FOUND)
     now = utcnow()
     await session.exec(
         insert(Profile)
@@ -66,6 +69,8 @@ async def update(
     *, session: AsyncSession, user_id: uuid.UUID, profile_in: ProfileUpdate
 ) -> ProfileRead:
     """Change the fields sent, creating the profile first if it does not exist yet."""
+    if await is_erased(session, user_id):
+        raise NotFound(PROFILE_NOT_FOUND)
     values = profile_in.model_dump(exclude_unset=True)
     now = utcnow()
     statement = (

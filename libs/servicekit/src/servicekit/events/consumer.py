@@ -2,10 +2,13 @@
 
 Each event is handled in one database transaction together with a record of its id,
 and acknowledged only after that commits; a redelivered event finds its id recorded
-and has no second effect. Messages left pending by a dead consumer are claimed after
-`claim_idle_ms`. A handler that keeps failing parks its event in the dead-letter
-stream with the error, so the events behind it still flow. An unreachable database
-or Redis is not the event's fault: the message stays pending and is retried.
+and has no second effect. A consumer that has not polled the stream for `dead_after_ms`
+(a few block periods: it crashed, or was restarted under a new name) has its pending
+messages taken over by the next pass of any other, ahead of anything new; any other
+message left pending is claimed after `claim_idle_ms`. A handler that keeps failing
+parks its event in the dead-letter stream with the error, so the events behind it
+still flow. An unreachable database or Redis is not the event's fault: the message
+stays pending and is retried.
 """
 
 import asyncio
@@ -14,6 +17,7 @@ import logging
 import os
 import socket
 from collections.abc import Mapping
+from typing import Any
 
 import redis.exceptions
 from pydantic import ValidationError
@@ -24,7 +28,7 @@ from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from servicekit.background import sleep_unless_stopped
-from servicekit.db import is_database_unavailable
+from servicekit.db import is_database_busy, is_database_unavailable
 from servicekit.events.envelope import Envelope, Handler
 from servicekit.events.processed import ProcessedEvent
 from servicekit.logging import request_id_var
@@ -36,7 +40,7 @@ logger = logging.getLogger(__name__)
 def is_transient(exc: BaseException) -> bool:
     """A failure that says nothing about the event: retry it later, never dead-letter it."""
     redis_down = isinstance(exc, redis.exceptions.ConnectionError | redis.exceptions.TimeoutError)
-    return redis_down or is_database_unavailable(exc)
+    return redis_down or is_database_unavailable(exc) or is_database_busy(exc)
 
 
 def _is_missing_group(exc: BaseException) -> bool:
@@ -59,6 +63,7 @@ class EventConsumer:
         retry_delay: float = 0.2,
         block_ms: int = 1000,
         batch_size: int = 50,
+        dead_after_ms: int | None = None,
     ) -> None:
         self.group, self.sessionmaker, self.redis = group, sessionmaker, redis
         self.handlers, self.stream = dict(handlers), stream
@@ -66,6 +71,8 @@ class EventConsumer:
         self.name = consumer_name or f"{socket.gethostname()}-{os.getpid()}"
         self.claim_idle_ms, self.max_attempts = claim_idle_ms, max_attempts
         self.retry_delay, self.block_ms, self.batch_size = retry_delay, block_ms, batch_size
+        # A live consumer asks Redis for more at least once per block period.
+        self.dead_after_ms = dead_after_ms if dead_after_ms is not None else max(3 * block_ms, 1000)
 
     async def ensure_group(self) -> None:
         """From id 0: events published before this service first ran are still handled."""
@@ -84,6 +91,7 @@ class EventConsumer:
                     await self.ensure_group()
                     await self.consume_pending()
                     recovering = False
+                await self.claim_from_dead_consumers()
                 await self.claim_abandoned()
                 await self.consume_new()
                 backoff = 0.1
@@ -116,12 +124,41 @@ class EventConsumer:
         )
         return await self._handle_replies(replies)
 
+    async def claim_from_dead_consumers(self) -> int:
+        """Take over what consumers that stopped polling still hold; forget the empty ones.
+
+        Their messages are claimed only if still idle for `dead_after_ms`, so of two
+        consumers doing this at once one gets each message.
+        """
+        handled = 0
+        for consumer in await self.redis.xinfo_consumers(self.stream, self.group):
+            name, pending, idle = consumer["name"], consumer["pending"], consumer["idle"]
+            if name == self.name or idle < self.dead_after_ms:
+                continue
+            if not pending:
+                if idle >= max(self.claim_idle_ms, self.dead_after_ms):
+                    await self.redis.xgroup_delconsumer(self.stream, self.group, name)
+                continue
+            entries = await self.redis.xpending_range(
+                self.stream, self.group, "-", "+", self.batch_size, consumername=name
+            )
+            message_ids: list[Any] = [entry["message_id"] for entry in entries]
+            if message_ids:
+                handled += await self._handle_claimed(
+                    await self.redis.xclaim(
+                        self.stream, self.group, self.name, self.dead_after_ms, message_ids
+                    )
+                )
+        return handled
+
     async def claim_abandoned(self) -> int:
         """Take over messages another consumer left pending for too long."""
         result = await self.redis.xautoclaim(
             self.stream, self.group, self.name, self.claim_idle_ms, "0-0", count=self.batch_size
         )
-        messages = result[1]
+        return await self._handle_claimed(result[1])
+
+    async def _handle_claimed(self, messages: list) -> int:  # type: ignore[type-arg]
         for message_id, fields in messages:
             if fields:  # a deleted entry comes back empty; nothing to do but acknowledge
                 await self.handle_message(message_id, fields)

@@ -7,6 +7,17 @@ A transaction that staged events tells the relays when it commits, so they need 
 wait for their next poll: it sends a PostgreSQL NOTIFY on `NOTIFY_CHANNEL` (delivered
 to every replica's relay, and only if the transaction commits), and once committed
 it calls this process's relay directly (`on_local_commit`), without the round trip.
+
+Order. Each event names its aggregate (the item, the account); the relays publish one
+aggregate's events in the order their transactions committed. A sequence alone does not
+give that order: a number is taken when the row is inserted, and a transaction that took
+10 can commit after the one that took 11. So the rows are written last, at commit, under a
+transaction-level advisory lock per aggregate: a second transaction staging events for the
+same aggregate waits there until the first has committed, and only then takes its number.
+For one aggregate, `seq` order is therefore commit order, whatever the producer locked or
+in which order its ORM flushes. The locks are taken after everything else is flushed, in
+sorted order, and nothing waits while holding them but the commit itself: they cannot be
+part of a deadlock. An event without an aggregate is ordered among all its producer's.
 """
 
 import logging
@@ -30,9 +41,23 @@ logger = logging.getLogger(__name__)
 #: The PostgreSQL channel a transaction that staged events notifies as it commits.
 NOTIFY_CHANNEL = "outbox_event"
 
-#: `Session.info` keys: the session announces its commits; its open transaction staged events.
+#: `Session.info` keys: the session announces its commits; the events its open transaction
+#: staged, each with its aggregate's lock key, written at commit.
 _ANNOUNCES = "servicekit.outbox.announces"
 _STAGED = "servicekit.outbox.staged"
+_WRITTEN = "servicekit.outbox.written"
+
+#: The advisory-lock space (the first of PostgreSQL's two int4 keys) of aggregates' locks.
+AGGREGATE_LOCK_SPACE = 0x6F757462  # "outb"
+
+#: One round trip: the aggregates' locks, sorted by lock id so that two transactions
+#: always take the ones they share in the same order, and the NOTIFY, which PostgreSQL
+#: delivers at commit and drops on rollback.
+_LOCK_AGGREGATES_AND_NOTIFY = sa.text(
+    "SELECT pg_notify(:channel, ''), count(pg_advisory_xact_lock(:space, lock_id))"
+    " FROM (SELECT DISTINCT hashtext(key) AS lock_id"
+    "       FROM unnest(CAST(:keys AS text[])) AS key ORDER BY lock_id) AS locks"
+)
 
 _local_listeners: list[Callable[[], None]] = []
 
@@ -40,15 +65,19 @@ _local_listeners: list[Callable[[], None]] = []
 class OutboxEvent(PlatformTable, table=True):
     __tablename__ = "outbox_event"
     __table_args__ = (
-        # The relay's only query: what is still to publish, oldest first.
+        # The relay's only query: what is still to publish, in commit order per aggregate.
         sa.Index(
             "ix_outbox_event_pending",
-            "occurred_at",
+            "seq",
             postgresql_where=sa.text("published_at IS NULL"),
         ),
     )
 
     id: uuid.UUID = Field(primary_key=True)
+    #: Taken at commit under the aggregate's lock (see the module's docstring).
+    seq: int | None = Field(
+        default=None, sa_column=sa.Column(sa.BigInteger, sa.Identity(), nullable=False)
+    )
     type: str = Field(max_length=100)
     occurred_at: datetime = timestamp_field()
     producer: str = Field(max_length=50)
@@ -72,19 +101,23 @@ def register_outbox(metadata: sa.MetaData) -> sa.Table:
     return copy_into(metadata, OutboxEvent)
 
 
-def add_event(session: AsyncSession, *, type: str, producer: str, data: dict[str, Any]) -> Envelope:
-    """Stage an event in the caller's transaction; it is published only if that commits."""
+def add_event(
+    session: AsyncSession,
+    *,
+    type: str,
+    producer: str,
+    data: dict[str, Any],
+    aggregate: str | None = None,
+) -> Envelope:
+    """Stage an event in the caller's transaction; it is published only if that commits.
+
+    `aggregate` names what the event is about (an item's or an account's id): one
+    aggregate's events are published in commit order. Without it, the event is ordered
+    among every event of `producer`.
+    """
     envelope = Envelope(type=type, producer=producer, data=data)
-    session.add(
-        OutboxEvent(
-            id=envelope.id,
-            type=envelope.type,
-            occurred_at=envelope.occurred_at,
-            producer=envelope.producer,
-            request_id=envelope.request_id,
-            data=envelope.model_dump(mode="json")["data"],
-        )
-    )
+    lock_key = producer if aggregate is None else f"{producer}:{aggregate}"
+    session.sync_session.info.setdefault(_STAGED, []).append((envelope, lock_key))
     _announce_commit(session.sync_session)
     return envelope
 
@@ -96,23 +129,45 @@ def on_local_commit(listener: Callable[[], None]) -> Callable[[], None]:
 
 
 def _announce_commit(session: Session) -> None:
-    session.info[_STAGED] = True
     if session.info.get(_ANNOUNCES):
         return
     session.info[_ANNOUNCES] = True
-    sa.event.listen(session, "before_commit", _notify_relays)
+    sa.event.listen(session, "before_commit", _write_staged)
     sa.event.listen(session, "after_commit", _wake_local_relays)
     sa.event.listen(session, "after_rollback", _forget_staged)
 
 
-def _notify_relays(session: Session) -> None:
-    # Inside the transaction: PostgreSQL delivers it at commit, and drops it on rollback.
-    if session.info.get(_STAGED):
-        session.execute(sa.select(sa.func.pg_notify(NOTIFY_CHANNEL, "")))
+def _write_staged(session: Session) -> None:
+    """Write the staged events as the transaction's last statements (see the docstring)."""
+    staged: list[tuple[Envelope, str]] = session.info.get(_STAGED) or []
+    if not staged:
+        return
+    session.flush()  # every other change first, with the row locks it takes
+    session.execute(
+        _LOCK_AGGREGATES_AND_NOTIFY,
+        {"channel": NOTIFY_CHANNEL, "space": AGGREGATE_LOCK_SPACE,
+         "keys": sorted({key for _, key in staged})},
+    )  # fmt: skip
+    session.execute(
+        sa.insert(OutboxEvent),
+        [
+            {
+                "id": envelope.id,
+                "type": envelope.type,
+                "occurred_at": envelope.occurred_at,
+                "producer": envelope.producer,
+                "request_id": envelope.request_id,
+                "data": envelope.model_dump(mode="json")["data"],
+            }
+            for envelope, _ in staged
+        ],
+    )
+    session.info[_STAGED] = []
+    session.info[_WRITTEN] = True
 
 
 def _wake_local_relays(session: Session) -> None:
-    if session.info.pop(_STAGED, False):
+    if session.info.pop(_WRITTEN, False):
         for listener in list(_local_listeners):
             try:
                 listener()
@@ -122,3 +177,4 @@ def _wake_local_relays(session: Session) -> None:
 
 def _forget_staged(session: Session) -> None:
     session.info.pop(_STAGED, None)
+    session.info.pop(_WRITTEN, None)

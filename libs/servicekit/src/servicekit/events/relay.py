@@ -7,9 +7,17 @@ LISTENs for on a connection of its own (opened again whenever it is lost). Polli
 connection was down.
 
 Delivery is at least once: if Redis takes an event but the commit that marks it fails,
-it is published again later, and consumers drop the duplicate by its id. Several
-replicas can relay at once: rows are claimed with `FOR UPDATE SKIP LOCKED`, so a wake-up
-on every replica at once still publishes each row once.
+it is published again later, and consumers drop the duplicate by its id.
+
+Order: every replica runs a relay, and one publishes at a time. A batch is taken under a
+transaction-level advisory lock (`RELAY_LOCK`) held until its rows are marked published;
+a relay that finds the lock taken publishes nothing this round (the holder goes on while
+rows are waiting, and every replica is woken by every commit). Within the lock, rows go
+out in `seq` order, which is commit order for one aggregate (see `outbox`), and a batch
+is only taken once the one before it is marked. If one aggregate's later event is
+committed, so is its earlier one, and it is in the same batch or an earlier one. Two
+relays publishing batches side by side (the `SKIP LOCKED` claim this replaced) let a
+later batch reach the stream first. The cost is one relay's throughput, not the sum.
 
 Published rows are kept for RETENTION. If Redis comes back without its data (restarted
 without persistence, flushed, failed over to an empty replica), the stream lost events
@@ -45,6 +53,8 @@ FIRST_RETRY = 0.2
 PRUNE_EVERY = 600.0
 #: How often the idle LISTEN connection is checked, to find one that died without a word.
 LISTEN_CHECK_EVERY = 30.0
+#: The advisory lock (PostgreSQL's two int4 keys) whose holder is the publishing relay.
+RELAY_LOCK = (0x72656C79, 0)  # "rely"
 
 
 class OutboxRelay:
@@ -78,6 +88,8 @@ class OutboxRelay:
         if await self.redis.exists(self.marker):
             return 0
         async with self.sessionmaker() as session:
+            # A week of rows can take longer than a request's statement may: let it finish.
+            await session.exec(sa.text("SET LOCAL statement_timeout = 0"))  # type: ignore[call-overload]
             replayed = await session.exec(
                 sa.update(OutboxEvent)
                 .where(col(OutboxEvent.published_at) > utcnow() - RETENTION)
@@ -92,14 +104,32 @@ class OutboxRelay:
         return count
 
     async def publish_batch(self) -> int:
-        """Publish up to one batch of pending events, oldest first; return how many."""
+        """Publish up to one batch of pending events in order; return how many.
+
+        0 also when another relay is publishing: it holds the lock and goes on.
+        """
         async with self.sessionmaker() as session:
+            # A holder that went silent (a partition, a frozen process) would keep every
+            # replica from publishing: PostgreSQL ends its transaction once it has been idle
+            # longer than a Redis round trip and its retry can take.
+            publishing = await session.scalar(
+                sa.select(
+                    sa.func.pg_try_advisory_xact_lock(*RELAY_LOCK),
+                    sa.func.set_config(
+                        "idle_in_transaction_session_timeout",
+                        str(round(self.connect_timeout * 5 * 1000)),
+                        True,
+                    ),
+                )
+            )
+            if not publishing:
+                return 0
+            # A statement after the lock: its snapshot sees the previous batch marked.
             pending = await session.exec(
                 select(OutboxEvent)
                 .where(col(OutboxEvent.published_at).is_(None))
-                .order_by(col(OutboxEvent.occurred_at))
+                .order_by(col(OutboxEvent.seq))
                 .limit(self.batch_size)
-                .with_for_update(skip_locked=True)
             )
             events = list(pending.all())
             if not events:
