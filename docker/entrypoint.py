@@ -71,6 +71,12 @@ def log(level: str, event: str, **fields: Any) -> None:
     print(json.dumps(entry, default=str), file=sys.stderr, flush=True)
 
 
+def normalised_hosts(hosts: str) -> str:
+    """A comma-separated host list without empty entries (compose appends the trusted
+    proxies, none by default, after a comma)."""
+    return ",".join(host.strip() for host in hosts.split(",") if host.strip())
+
+
 def uvicorn_argv(service: str, forwarded_allow_ips: str) -> list[str]:
     """The server command: one process per container (scale with replicas, not workers)."""
     return [
@@ -221,7 +227,7 @@ def main(argv: Sequence[str]) -> int:
         log("INFO", "migrations applied")
         return 0
     # uvicorn's own default is 127.0.0.1 (trust nobody else); compose passes the gateway's IP.
-    forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+    forwarded_allow_ips = normalised_hosts(os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1"))
     log("INFO", "starting uvicorn", port=PORT, forwarded_allow_ips=forwarded_allow_ips)
     command = uvicorn_argv(service, forwarded_allow_ips)
     os.execvp(command[0], command)  # noqa: S606 - fixed argv

@@ -3,10 +3,12 @@
 #
 #   scripts/bootstrap.sh [dev|test|bench]
 #
-# dev:  uv (pip-installed into .dev/tools when none works), the locked dependencies
+# dev:  uv at pyproject.toml's required-version (pip-installed into .dev/tools when no uv of
+#       that version is found), the locked dependencies
 #       (`uv sync --frozen`), and the PostgreSQL and Redis server packages when their binaries
 #       are absent: `make dev --private`, the tests and the benchmarks start their own servers.
-# test: the same, plus Debian's Chromium for the browser tests (Playwright never downloads one).
+# test: the same, plus Debian's Chromium for the browser tests (Playwright never downloads one),
+#       and a Docker Engine >= 25 with Compose v2 (installed and started when none answers).
 # bench: the same as dev, plus wrk, the HTTP load generator bench/http_reads.py drives.
 #
 # A working uv is linked as .dev/bin/uv, which the Makefile puts first on PATH: a uv that pip
@@ -44,7 +46,12 @@ apt_install() {
     fi
 }
 
-works() { [ -n "$1" ] && [ -x "$1" ] && "$1" --version >/dev/null 2>&1; }
+# The one uv version: pyproject.toml's required-version (uv refuses to run at another; the
+# Dockerfile's uv image is the same version, tests-deploy checks).
+UV_VERSION="$(sed -n 's/^required-version = "==\(.*\)"$/\1/p' pyproject.toml)"
+[ -n "$UV_VERSION" ] || die "pyproject.toml has no [tool.uv] required-version"
+
+works() { [ -n "$1" ] && [ -x "$1" ] && [ "$("$1" --version 2>/dev/null | cut -d' ' -f2)" = "$UV_VERSION" ]; }
 
 find_uv() {
     local candidate
@@ -65,7 +72,7 @@ find_uv() {
 }
 
 install_uv() {
-    say "no uv found: installing it with pip into $TOOLS"
+    say "no uv $UV_VERSION found: installing it with pip into $TOOLS"
     command -v python3 >/dev/null || die "python3 is missing: install it, then run make again"
     # Debian ships venv's pip (ensurepip) in a package of its own.
     if ! python3 -m venv "$TOOLS" >/dev/null 2>&1; then
@@ -73,14 +80,14 @@ install_uv() {
         apt_install python3-venv
         python3 -m venv "$TOOLS"
     fi
-    "$TOOLS/bin/python" -m pip install --quiet --disable-pip-version-check uv
+    "$TOOLS/bin/python" -m pip install --quiet --disable-pip-version-check "uv==$UV_VERSION"
 }
 
 uv="$(find_uv)"
 if [ -z "$uv" ]; then
     install_uv
     uv="$(find_uv)"
-    [ -n "$uv" ] || die "uv was installed into $TOOLS but does not run"
+    [ -n "$uv" ] || die "uv $UV_VERSION was installed into $TOOLS but does not run"
 fi
 uv="$(readlink -f "$uv")" # never a link to our own link
 if [ "$(readlink "$BIN/uv" 2>/dev/null)" != "$uv" ]; then
@@ -152,4 +159,68 @@ PY
         die "no helm for $(uname -sm): install helm 3.8 or later, then run make again"
     fi
     helm_works || die "helm was installed into $BIN but does not run"
+fi
+
+# --- Docker (make test, make e2e-compose) -------------------------------------------------------
+# compose.yaml needs Engine >= 25 (healthcheck.start_interval) and the Compose v2 plugin. An engine
+# that answers and is new enough is used untouched (Docker Desktop, a distro engine). Otherwise,
+# as root on Debian: bookworm's docker.io is 20.10, so docker.io, docker-cli, docker-buildx
+# (BuildKit: docker/Dockerfile uses cache mounts) and docker-compose come from the trixie archive,
+# pinned so that nothing else is ever taken from trixie, and dockerd is started with setsid (CI
+# runs as root with no init system).
+DOCKER_MIN_MAJOR=25
+
+engine_major() { docker version --format '{{.Server.Version}}' 2>/dev/null | cut -d. -f1; }
+
+install_docker_from_trixie() {
+    [ "$(id -u)" -eq 0 ] || die "no Docker engine >= $DOCKER_MIN_MAJOR answers: install Docker" \
+        "(Engine >= $DOCKER_MIN_MAJOR and the Compose v2 plugin), then run make again."
+    command -v apt-get >/dev/null || die "no Docker engine >= $DOCKER_MIN_MAJOR (no apt-get here)"
+    if [ ! -f /etc/apt/sources.list.d/trixie-docker.sources ]; then
+        cat >/etc/apt/sources.list.d/trixie-docker.sources <<'SOURCES'
+Types: deb
+URIs: http://deb.debian.org/debian
+Suites: trixie
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+SOURCES
+        # Priority 1: trixie is never chosen unless asked by name (package/trixie).
+        cat >/etc/apt/preferences.d/trixie-docker <<'PIN'
+Package: *
+Pin: release n=trixie
+Pin-Priority: 1
+PIN
+        apt_updated=""
+        apt-get update -qq
+    fi
+    say "installing docker.io, docker-cli, docker-buildx and docker-compose from Debian trixie"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+        docker.io/trixie docker-cli/trixie docker-buildx/trixie docker-compose/trixie >/dev/null
+}
+
+start_dockerd() {
+    say "starting dockerd (log: /var/log/dockerd.log)"
+    setsid dockerd >>/var/log/dockerd.log 2>&1 </dev/null &
+    for _ in $(seq 60); do
+        docker info >/dev/null 2>&1 && return
+        sleep 0.5
+    done
+    die "dockerd did not answer within 30 s: see /var/log/dockerd.log"
+}
+
+if [ "$purpose" = test ]; then
+    major="$(engine_major || true)"
+    if [ -n "$major" ] && [ "$major" -lt "$DOCKER_MIN_MAJOR" ]; then
+        die "Docker Engine $major answers here; compose.yaml needs >= $DOCKER_MIN_MAJOR"
+    fi
+    if [ -z "$major" ]; then
+        dockerd_major="$(dockerd --version 2>/dev/null | sed -n 's/^Docker version \([0-9]*\).*/\1/p')"
+        if [ -z "$dockerd_major" ] || [ "$dockerd_major" -lt "$DOCKER_MIN_MAJOR" ]; then
+            install_docker_from_trixie
+        fi
+        start_dockerd
+    fi
+    if ! docker compose version >/dev/null 2>&1 || ! docker buildx version >/dev/null 2>&1; then
+        install_docker_from_trixie
+    fi
 fi

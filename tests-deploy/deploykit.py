@@ -119,15 +119,22 @@ def load_compose(env: Mapping[str, str]) -> dict[str, Any]:
 
 
 _GO_TEMPLATE = re.compile(r"\{\{(.*?)\}\}")
+# `{{- if env "NAME" }}A{{- else }}B{{- end }}`: `{{-` trims the white space before it.
+_IF_ENV = re.compile(
+    r'\s*\{\{-\s*if\s+env\s+"(\w+)"\s*\}\}(.*?)\s*\{\{-\s*else\s*\}\}(.*?)\s*\{\{-\s*end\s*\}\}',
+    re.DOTALL,
+)
 _ENV_WITH_DEFAULT = re.compile(r'\s*env\s+"(\w+)"\s*(?:\|\s*default\s+"([^"]*)"\s*)?')
 
 
 def render_dynamic_config(text: str, env: Mapping[str, str]) -> dict[str, Any]:
     """gateway/dynamic.yml as Traefik reads it with `env`: its Go templates rendered first.
 
-    Only the form the file uses, `env "NAME"` optionally piped into `default "value"`, is
-    understood; anything else fails here, so a new template construct gets a test first.
+    Only the forms the file uses, `env "NAME"` optionally piped into `default "value"`, and
+    `if env "NAME"` ... `else` ... `end`, are understood; anything else fails here, so a new
+    template construct gets a test first.
     """
+    text = _IF_ENV.sub(lambda m: m.group(2) if env.get(m.group(1)) else m.group(3), text)
 
     def render(match: re.Match[str]) -> str:
         call = _ENV_WITH_DEFAULT.fullmatch(match.group(1))

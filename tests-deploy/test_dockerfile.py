@@ -7,6 +7,7 @@ import os
 import re
 import signal
 import threading
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -92,9 +93,16 @@ def test_builder_and_runtime_share_the_base(dockerfile: Dockerfile) -> None:
     assert "UV_PROJECT_ENVIRONMENT=/app/.venv" in " ".join(i.arguments for i in builder.all("ENV"))
 
 
-def test_uv_is_the_official_pinned_image(dockerfile: Dockerfile) -> None:
+def test_uv_is_the_official_image_at_the_one_pinned_version(dockerfile: Dockerfile) -> None:
+    """One uv version: pyproject.toml's required-version, which uv itself enforces, the
+    bootstrap installs and the offline uv image is built at."""
     uv_stage = dockerfile.stage("uv")
-    assert re.fullmatch(r"ghcr\.io/astral-sh/uv:\d+\.\d+\.\d+", uv_stage.resolved_base)
+    match = re.fullmatch(r"ghcr\.io/astral-sh/uv:(\d+\.\d+\.\d+)", uv_stage.resolved_base)
+    assert match, uv_stage.resolved_base
+    pyproject = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
+    assert pyproject["tool"]["uv"]["required-version"] == f"=={match[1]}"
+    versions = load_module("docker/offline/versions.py")
+    assert versions.pinned_versions()[0] == match[1]
 
 
 def test_uv_sync_is_frozen_without_dev_for_the_service_only(dockerfile: Dockerfile) -> None:

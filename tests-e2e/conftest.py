@@ -32,15 +32,19 @@ sys.path.insert(0, str(Path(__file__).parent))
 from e2e import (  # noqa: E402
     ADMIN_EMAIL,
     ADMIN_PASSWORD,
+    FORWARDED_FOR,
     PASSWORD,
     Mailbox,
     User,
     bearer,
     eventually,
+    gateway_client,
     unique_email,
 )
 
 LogIn = Callable[[str, str], dict[str, Any]]
+# containers/: faults against the compose stack's containers, run by `make e2e-compose` only.
+collect_ignore = [] if os.environ.get("E2E_COMPOSE_PROJECT") else ["containers"]
 REPO_ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = REPO_ROOT / "test-artifacts"
 
@@ -120,24 +124,38 @@ def loopback_aliases(gateway_url: str) -> bool:
     return True
 
 
-@pytest.fixture
-def client_address(loopback_aliases: bool) -> str | None:
-    """The address this test's requests come from: one of its own where the host allows it.
+@pytest.fixture(scope="session")
+def new_client_address(loopback_aliases: bool) -> Callable[[], str | None]:
+    """`new_client_address()`: an address no other client of this run uses, or None.
 
     The gateway's rate limit and the auth service's failed-login throttle count per client
     address. Tests that shared one would spend a common quota in parallel and, through the
-    throttle's 15-minute memory, across runs. None: the system's choice (127.0.0.1).
+    throttle's 15-minute memory, across runs. Behind compose's trusted proxy, an address of
+    198.18.0.0/15 (set aside for tests) named in X-Forwarded-For; natively a loopback alias;
+    None: the system's choice (127.0.0.1).
     """
-    if not loopback_aliases:
-        return None
-    return "127.{}.{}.{}".format(*(random.randint(1, 254) for _ in range(3)))
+
+    def new_client_address() -> str | None:
+        octets = [random.randint(1, 254) for _ in range(3)]
+        if FORWARDED_FOR:
+            return "198.{}.{}.{}".format(18 + octets[0] % 2, *octets[1:])
+        if not loopback_aliases:
+            return None
+        return "127.{}.{}.{}".format(*octets)
+
+    return new_client_address
+
+
+@pytest.fixture
+def client_address(new_client_address: Callable[[], str | None]) -> str | None:
+    """The address this test's requests come from: one of its own where the host allows it."""
+    return new_client_address()
 
 
 @pytest.fixture
 def api(gateway_url: str, client_address: str | None) -> Iterator[httpx.Client]:
     """An HTTP client for the gateway, the only door into the system."""
-    transport = httpx.HTTPTransport(local_address=client_address)
-    with httpx.Client(base_url=gateway_url, transport=transport, timeout=10.0) as client:
+    with gateway_client(gateway_url, client_address) as client:
         yield client
 
 

@@ -19,6 +19,29 @@ ADMIN_PASSWORD = os.environ.get("E2E_ADMIN_PASSWORD", "admin-password-dev-only")
 SERVICES = ("auth", "users", "items", "notifications")
 
 
+#: Set by `make e2e-compose`: the gateway trusts the connection the suite comes through (the
+#: published port's proxy, GATEWAY_TRUSTED_IPS) to name the client in X-Forwarded-For, as a
+#: load balancer in front of it would. Each client then names an address of its own.
+FORWARDED_FOR = os.environ.get("E2E_FORWARDED_FOR") == "1"
+
+
+def gateway_client(base_url: str, address: str | None) -> httpx.Client:
+    """An HTTP client for the gateway whose requests come from `address` (None: this host's).
+
+    Natively it binds that address (a loopback alias); behind the trusted proxy it appends
+    it to X-Forwarded-For, as the proxy would append the address of the client it serves.
+    """
+    if address is not None and FORWARDED_FOR:
+
+        def forward(request: httpx.Request) -> None:
+            claimed = request.headers.get("X-Forwarded-For")
+            request.headers["X-Forwarded-For"] = f"{claimed}, {address}" if claimed else address
+
+        return httpx.Client(base_url=base_url, timeout=10.0, event_hooks={"request": [forward]})
+    transport = httpx.HTTPTransport(local_address=address)
+    return httpx.Client(base_url=base_url, transport=transport, timeout=10.0)
+
+
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 

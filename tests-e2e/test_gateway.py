@@ -1,11 +1,12 @@
 """The gateway: routing, docs through it, CORS, security headers, request ids, rate limit."""
 
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
-from e2e import PASSWORD, SERVICES, Mailbox, bearer
+from e2e import PASSWORD, SERVICES, Mailbox, bearer, gateway_client
 
 ALLOWED_ORIGIN = "http://localhost:3000"
 REFUSED_ORIGIN = "http://evil.example"
@@ -142,7 +143,11 @@ def test_the_request_id_of_a_registration_follows_its_event_into_the_mail(
 
 
 def test_token_route_answers_429_with_retry_after_once_the_burst_is_spent(
-    api: httpx.Client, client_address: str | None, fresh_email: str, gateway_url: str
+    api: httpx.Client,
+    client_address: str | None,
+    new_client_address: Callable[[], str | None],
+    fresh_email: str,
+    gateway_url: str,
 ) -> None:
     # This test spends its client address's quota: it needs an address of its own, or it
     # would stall the logins of every test beside it. Where is it seen from?
@@ -181,7 +186,7 @@ def test_token_route_answers_429_with_retry_after_once_the_burst_is_spent(
     spoofed = all_at_once(api, "/api/v1/auth/token", claims)
     assert spoofed.count(429) >= len(claims) - 3, spoofed
     # Another address keeps its own quota.
-    with httpx.Client(base_url=gateway_url, timeout=10.0) as elsewhere:
+    with gateway_client(gateway_url, new_client_address()) as elsewhere:
         assert elsewhere.post("/api/v1/auth/token", data={}).status_code == 422
 
 

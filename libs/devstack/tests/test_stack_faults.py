@@ -93,4 +93,7 @@ def test_a_crashed_gateway_is_seen_and_restarted(stack: Stack) -> None:
     assert stack.dead_processes() == ["gateway"]  # what makes `make dev` stop everything
     stack.restart_process("gateway")
     assert stack.dead_processes() == []
+    # Ready means ready: Traefik's own answers are JSON from the moment it is back.
+    unknown = httpx.get(f"{stack.config.gateway_url}/no-such-path", timeout=5)
+    assert unknown.status_code == 404 and "detail" in unknown.json(), unknown.text
     assert wait_for(stack, 200) == dict.fromkeys(SERVICES, 200)

@@ -446,7 +446,10 @@ class Stack:
     def _health_url(self, name: str) -> str:
         config = self.config
         if name == "gateway":
-            return f"{config.gateway_internal_url}/ping"
+            # Not /ping: until the pages pool's first health check Traefik's own answers
+            # (unknown path, rate limit, upstream down) are plain text; this page is served
+            # through that pool, so it answers 200 only once they are JSON.
+            return f"{config.gateway_internal_url}/gateway-error/200"
         if name == "mailsink":
             return f"{config.mailbox_url}/api/v1/messages"
         return f"{config.service_url(name)}/api/v1/{name}/health"

@@ -9,6 +9,7 @@ entry points' addresses and the dynamic file's absolute path. Everything else, i
 the whole dynamic configuration, is the very file compose mounts.
 """
 
+import os
 import shutil
 import sys
 from collections.abc import Iterator, Mapping
@@ -76,9 +77,11 @@ def static_flags(
 def native_overrides(
     *, host: str, web_port: int, internal_port: int, dynamic_config: Path = DYNAMIC_CONFIG
 ) -> dict[str, str]:
-    """What differs natively: loopback addresses on our ports, the dynamic file's path."""
+    """What differs natively: loopback addresses on our ports, the dynamic file's path, and
+    the trusted proxies (compose's gateway/start.sh writes them into the file)."""
     return {
         "entryPoints.web.address": f"{host}:{web_port}",
+        "entryPoints.web.forwardedHeaders.trustedIPs": os.environ.get("GATEWAY_TRUSTED_IPS", ""),
         "entryPoints.traefik.address": f"{host}:{internal_port}",
         "providers.file.filename": str(dynamic_config.resolve()),
     }
