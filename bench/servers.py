@@ -8,8 +8,9 @@ on one core, wrk on the other) and prints requests per second, p50/p99 and the r
 to uvicorn for the same target. Granian runs one worker process in its single-threaded runtime,
 which is what one core per service process asks for.
 
-Measured so far (issue 24, a machine loaded by other work, two rounds): granian served the bare
-endpoint at 2.9-3.1x uvicorn, the authenticated item read at 3.3-8x and the list of 20 at 4-6x.
+Measured so far (issue 24, a machine loaded by other work): granian served the bare endpoint
+at 1.6x uvicorn, the authenticated item read at 2.3x and the list of 20 at 2.1x (under heavier
+load, in earlier rounds: 2.9-3.1x, 3.3-8x and 4-6x).
 The services are not switched yet: see README's benchmark section for what a switch needs.
 """
 
