@@ -88,7 +88,7 @@ async def latencies_ms(stack: Stack, count: int, *, gap: float) -> Result:
 
 def measure(extra_env: dict[str, str], count: int) -> tuple[Result, Result]:
     """Back to back, then paced, on one stack."""
-    stack = Stack(StackConfig.isolated(extra_env=extra_env))
+    stack = Stack(StackConfig.isolated(extra_env=extra_env, prometheus=False))
     stack.start()
     try:
         busy = asyncio.run(latencies_ms(stack, count, gap=0))

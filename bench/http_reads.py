@@ -103,7 +103,7 @@ def main() -> None:
     # Traefik is measured on one core: a Go runtime sized for one (it sized itself for every
     # core at start-up, before the pinning) does not switch between threads on that core.
     go_env = {"GOMAXPROCS": "1"} if cpus.LOAD_CPU is not None else {}
-    stack = Stack(StackConfig.isolated(extra_env=go_env))
+    stack = Stack(StackConfig.isolated(extra_env=go_env, prometheus=False))
     bare_port, floor_port = free_port(), free_port()
     helpers: list[subprocess.Popen[bytes]] = []
     try:

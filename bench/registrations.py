@@ -83,7 +83,7 @@ def report(
 
 def main() -> None:
     rate_limit_off = {"GATEWAY_AUTH_RATE_AVERAGE": "100000", "GATEWAY_AUTH_RATE_BURST": "100000"}
-    stack = Stack(StackConfig.isolated(extra_env=rate_limit_off))
+    stack = Stack(StackConfig.isolated(extra_env=rate_limit_off, prometheus=False))
     stack.start()
     try:
         run = uuid.uuid4().hex[:6]

@@ -111,6 +111,10 @@ fi
 if [ "$purpose" = test ] && ! command -v chromium >/dev/null; then
     packages+=(chromium)
 fi
+# Prometheus and promtool: the alerting rules' tests, and the private stacks' Prometheus.
+if [ "$purpose" = test ] && ! command -v promtool >/dev/null; then
+    packages+=(prometheus)
+fi
 if [ "$purpose" = bench ] && ! command -v wrk >/dev/null; then
     packages+=(wrk)
 fi

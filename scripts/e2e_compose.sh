@@ -54,6 +54,7 @@ case "${publish:-127.0.0.1}" in
 esac
 gateway_port="${PUBLISH_GATEWAY_PORT:-$(env_value PUBLISH_GATEWAY_PORT)}"
 mailbox_port="${PUBLISH_MAILBOX_PORT:-$(env_value PUBLISH_MAILBOX_PORT)}"
+prometheus_port="${PUBLISH_PROMETHEUS_PORT:-$(env_value PUBLISH_PROMETHEUS_PORT)}"
 prefix="${PLATFORM_NET_PREFIX:-$(env_value PLATFORM_NET_PREFIX)}"
 prefix="${prefix:-172.29.84}"
 
@@ -83,6 +84,7 @@ say "compose up and healthy in $(elapsed $started):"
 docker compose ps --all --format 'table {{.Service}}\t{{.Image}}\t{{.Status}}'
 
 export GATEWAY_URL="http://$host:${gateway_port:-8000}" MAILBOX_URL="http://$host:${mailbox_port:-8025}"
+export PROMETHEUS_URL="http://$host:${prometheus_port:-9090}"
 E2E_ADMIN_EMAIL="$(env_value FIRST_ADMIN_EMAIL)" E2E_ADMIN_PASSWORD="$(env_value FIRST_ADMIN_PASSWORD)"
 export E2E_ADMIN_EMAIL E2E_ADMIN_PASSWORD E2E_FORWARDED_FOR=1 E2E_COMPOSE_PROJECT="$project"
 started=$SECONDS

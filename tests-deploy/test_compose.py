@@ -31,7 +31,9 @@ from deploykit import (
 
 from servicekit.settings import ServiceSettings
 
-INFRASTRUCTURE = ("traefik", "postgres", "redis", "mailpit")
+INFRASTRUCTURE = ("traefik", "postgres", "redis", "mailpit", "prometheus")
+#: Started only with `--profile <name>`.
+PROFILED = ("grafana",)
 #: Variables compose passes that are not service settings, and who reads them.
 DOCUMENTED_EXTRAS = {
     "FORWARDED_ALLOW_IPS": "docker/entrypoint.py: uvicorn --forwarded-allow-ips",
@@ -62,7 +64,7 @@ def traefik_ip(compose: dict[str, Any]) -> str:
 
 def test_compose_file_parses_and_runs_the_platform() -> None:
     raw = load_compose_raw()
-    assert set(raw["services"]) == {*SERVICES, *INFRASTRUCTURE}
+    assert set(raw["services"]) == {*SERVICES, *INFRASTRUCTURE, *PROFILED}
     assert raw["name"] == "platform", "a fixed project name keeps volume names stable"
 
 
@@ -82,8 +84,8 @@ TOP_LEVEL_KEYS = {"name", "services", "networks", "volumes", "secrets", "configs
 SERVICE_KEYS = {
     "build", "cap_add", "cap_drop", "command", "container_name", "depends_on", "entrypoint",
     "env_file", "environment", "expose", "healthcheck", "image", "init", "labels", "logging",
-    "networks", "ports", "read_only", "restart", "secrets", "security_opt", "stop_grace_period",
-    "tmpfs", "user", "volumes", "working_dir", "develop",
+    "networks", "ports", "profiles", "read_only", "restart", "secrets", "security_opt",
+    "stop_grace_period", "tmpfs", "user", "volumes", "working_dir", "develop",
 }  # fmt: skip
 BUILD_KEYS = {"context", "dockerfile", "args", "target", "labels", "cache_from"}
 HEALTHCHECK_KEYS = {"test", "interval", "timeout", "retries", "start_period", "start_interval"}
@@ -592,7 +594,7 @@ def test_the_offline_postgres_is_the_compose_images_major_version(compose: dict[
 
 def test_the_offline_images_never_take_an_official_name() -> None:
     names = re.findall(r'^\w+="\$PREFIX/([^"]+)"$', (OFFLINE / "build.sh").read_text(), re.M)
-    assert len(names) == 6
+    assert len(names) == 7
     assert re.search(r"^PREFIX=platform-offline$", (OFFLINE / "build.sh").read_text(), re.M)
 
 
@@ -615,3 +617,30 @@ def test_the_gateway_is_healthy_only_once_its_own_answers_are_json(
     )
     for middleware in ("upstream-errors", "ratelimit-page"):
         assert http["middlewares"][middleware]["errors"]["service"] == "pages"
+
+
+# ---- monitoring -----------------------------------------------------------------------------
+
+
+def test_prometheus_runs_the_repositorys_configuration(compose: dict[str, Any]) -> None:
+    prometheus = compose["services"]["prometheus"]
+    assert "--config.file=/etc/prometheus/prometheus.yml" in prometheus["command"]
+    assert (
+        "./monitoring:/etc/prometheus:ro" in load_compose_raw()["services"]["prometheus"]["volumes"]
+    )
+    assert prometheus["ports"] == ["127.0.0.1:9090:9090"]
+
+
+def test_every_service_serves_metrics_on_an_unpublished_port(compose: dict[str, Any]) -> None:
+    for name in SERVICES:
+        service = compose["services"][name]
+        assert service["environment"]["METRICS_PORT"] == "9100"
+        assert not service.get("ports")
+
+
+def test_grafana_runs_only_under_its_profile_with_the_repositorys_dashboard() -> None:
+    grafana = load_compose_raw()["services"]["grafana"]
+    assert grafana["profiles"] == ["grafana"]
+    assert re.fullmatch(r"\$\{GRAFANA_IMAGE:-grafana/grafana:\d+\.\d+\.\d+\}", grafana["image"])
+    sources = {volume.split(":")[0] for volume in grafana["volumes"]}
+    assert sources == {"./monitoring/grafana/provisioning", "./monitoring/grafana/dashboards"}

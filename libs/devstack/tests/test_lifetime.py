@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from devstack.ports import free_port, port_is_listening
+from devstack.prometheus import prometheus_executable
 from devstack.servers import PostgresServer, RedisServer, _process_alive
 
 STARTUP_TIMEOUT = 180.0
@@ -31,6 +32,10 @@ GONE_TIMEOUT = 20.0
 def servers() -> Iterator[tuple[PostgresServer, RedisServer]]:
     with PostgresServer() as postgres, RedisServer() as redis:
         yield postgres, redis
+
+
+#: The services' metrics ports, and Prometheus's when its binary is installed.
+MONITORING_PORTS = 4 + (prometheus_executable() is not None)
 
 
 def children(pid: int) -> dict[int, list[int]]:
@@ -180,9 +185,10 @@ def test_stopping_make_dev_leaves_no_process_and_frees_every_port(
 ) -> None:
     postgres, redis = servers
     running = launch(launcher(), postgres=postgres.admin_dsn, redis=redis.url)
-    # mail sink, four services, Traefik; ports: 4 services, 2 of the gateway, 2 of the mail sink
+    # mail sink, four services, Traefik; ports: 4 services, 2 of the gateway, 2 of the mail sink,
+    # the services' 4 metrics ports and Prometheus (when installed)
     assert len(running.pids - {running.devstack_pid}) >= 6
-    assert len(running.ports) == 8
+    assert len(running.ports) == 8 + MONITORING_PORTS
     stop(running)
     wait_until_all_gone(running)
     assert postgres.is_running() and redis.is_running()  # the machine's servers are left alone
@@ -198,6 +204,6 @@ def test_sigkill_of_devstack_takes_every_child_with_it_own_servers_included() ->
     )
     commands = {Path(f"/proc/{pid}/comm").read_text().strip() for pid in running.pids}
     assert {"postgres", "redis-server", "traefik"} <= commands
-    assert len(running.ports) == 10  # and its own PostgreSQL and Redis
+    assert len(running.ports) == 10 + MONITORING_PORTS  # and its own PostgreSQL and Redis
     os.kill(running.devstack_pid, signal.SIGKILL)
     wait_until_all_gone(running)

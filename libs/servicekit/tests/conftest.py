@@ -125,6 +125,7 @@ async def demo_app(postgres: PostgresServer, redis_server: RedisServer) -> Async
         REDIS_URL=redis_server.url,
         DEPENDENCY_TIMEOUT=1.0,
         ENVIRONMENT="test",
+        METRICS_PORT=free_port(),
         # Small pools and short bounds, so that test_bounded_waits fills and outlasts them.
         DATABASE_POOL_SIZE=POOL_SIZE,
         DATABASE_MAX_OVERFLOW=0,

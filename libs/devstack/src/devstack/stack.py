@@ -28,6 +28,7 @@ import httpx
 from devstack import REPO_ROOT, embedded, lifetime
 from devstack.embedded import postgres_refusal, redis_refusal
 from devstack.ports import PortInUse, ensure_port_free, free_port
+from devstack.prometheus import prometheus_argv, prometheus_executable
 from devstack.provision import SERVICES, ensure_service_database
 from devstack.servers import PostgresServer, RedisServer, ServerError
 from devstack.traefik import traefik_argv
@@ -39,6 +40,9 @@ _Server = TypeVar("_Server", PostgresServer, RedisServer)
 #: servicekit's code, relative to a source root: every service runs it.
 KIT_SOURCE = Path("libs/servicekit/src")
 DEFAULT_SERVICE_PORTS = {"auth": 8001, "users": 8002, "items": 8003, "notifications": 8004}
+#: Each service's metrics port (METRICS_PORT), and Prometheus's, when `make dev` runs.
+DEFAULT_METRICS_PORTS = {"auth": 9101, "users": 9102, "items": 9103, "notifications": 9104}
+DEFAULT_PROMETHEUS_PORT = 9190  # not 9090: a system Prometheus (Debian starts one) may hold it
 
 
 class StackError(RuntimeError):
@@ -67,6 +71,11 @@ class StackConfig:
     #: Set when the stack made `state_dir` itself and so removes it on stop.
     owns_state_dir: bool = False
     extra_env: dict[str, str] = field(default_factory=dict)
+    metrics_ports: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_METRICS_PORTS))
+    prometheus_port: int = DEFAULT_PROMETHEUS_PORT
+    prometheus_scrape_interval: str = "5s"
+    #: Off for the benchmarks: a scraper on the same cores would be measured with the service.
+    prometheus: bool = True
 
     @classmethod
     def isolated(cls, **overrides: object) -> "StackConfig":
@@ -76,6 +85,7 @@ class StackConfig:
             state_dir=Path(tempfile.mkdtemp(prefix="devstack-")),
             echo_logs=False,
             owns_state_dir=True,
+            prometheus_scrape_interval="1s",
         )
         config.use_free_ports()
         for key, value in overrides.items():
@@ -87,6 +97,8 @@ class StackConfig:
         self.gateway_port, self.gateway_internal_port = free_port(), free_port()
         self.mail_http_port, self.smtp_port = free_port(), free_port()
         self.service_ports = {name: free_port() for name in SERVICES}
+        self.metrics_ports = {name: free_port() for name in SERVICES}
+        self.prometheus_port = free_port()
 
     @property
     def gateway_url(self) -> str:
@@ -102,6 +114,10 @@ class StackConfig:
 
     def service_url(self, name: str) -> str:
         return f"http://{self.host}:{self.service_ports[name]}"
+
+    @property
+    def prometheus_url(self) -> str:
+        return f"http://{self.host}:{self.prometheus_port}"
 
 
 class ManagedProcess:
@@ -285,6 +301,8 @@ class Stack:
             "mail sink (HTTP)": self.config.mail_http_port,
             "mail sink (SMTP)": self.config.smtp_port,
             **self.config.service_ports,
+            **{f"{name} metrics": port for name, port in self.config.metrics_ports.items()},
+            "prometheus": self.config.prometheus_port,
         }
         for owner, port in ports.items():
             try:
@@ -316,6 +334,8 @@ class Stack:
             "AUTH_KEYS_DIR": str(config.state_dir / "keys"),
             "SMTP_HOST": config.host,
             "SMTP_PORT": str(config.smtp_port),
+            "METRICS_HOST": config.host,
+            "METRICS_PORT": str(config.metrics_ports[name]),
             **config.extra_env,
         }
 
@@ -413,10 +433,29 @@ class Stack:
                     config.source_root / "services" / name,
                 )
             self._process("gateway", self.gateway_argv(), self.gateway_env(), REPO_ROOT)
+            if config.prometheus:
+                self._start_prometheus()
             self.wait_until_ready()
         except BaseException:
             self.stop()
             raise
+
+    def _start_prometheus(self) -> None:
+        """Scrape every service and the gateway, when Debian's `prometheus` is installed."""
+        executable = prometheus_executable()
+        if executable is None:
+            return
+        config = self.config
+        targets = {name: f"{config.host}:{port}" for name, port in config.metrics_ports.items()}
+        targets["gateway"] = f"{config.host}:{config.gateway_internal_port}"
+        argv = prometheus_argv(
+            executable,
+            state_dir=config.state_dir / "prometheus",
+            listen=f"{config.host}:{config.prometheus_port}",
+            targets=targets,
+            scrape_interval=config.prometheus_scrape_interval,
+        )
+        self._process("prometheus", argv, os.environ, REPO_ROOT)
 
     def restart_process(self, name: str) -> None:
         """Stop and start one child again (fault tests kill consumers, SMTP, ...)."""
@@ -450,6 +489,8 @@ class Stack:
             # (unknown path, rate limit, upstream down) are plain text; this page is served
             # through that pool, so it answers 200 only once they are JSON.
             return f"{config.gateway_internal_url}/gateway-error/200"
+        if name == "prometheus":
+            return f"{config.prometheus_url}/-/ready"
         if name == "mailsink":
             return f"{config.mailbox_url}/api/v1/messages"
         return f"{config.service_url(name)}/api/v1/{name}/health"
@@ -507,6 +548,7 @@ def print_urls(config: StackConfig) -> None:
         f"  gateway        {gateway}  (Traefik)",
         *(f"  {name:<14} {gateway}/api/v1/{name}/docs" for name in SERVICES),
         f"  mailbox        {config.mailbox_url}/api/v1/messages",
+        f"  prometheus     {config.prometheus_url}  (when Debian's prometheus is installed)",
         f"  logs           {config.state_dir / 'logs'}",
         "Press Ctrl-C to stop.",
         "",

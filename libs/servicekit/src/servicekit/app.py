@@ -20,12 +20,14 @@ from servicekit.gateway_pages import router as gateway_pages_router
 from servicekit.health import router as health_router
 from servicekit.logging import configure_logging
 from servicekit.methods import install_method_answers
+from servicekit.metrics import serve_metrics
 from servicekit.middleware import RequestContextMiddleware
 from servicekit.oauth import install_bearer_challenges
 from servicekit.openapi import install_platform_responses
 from servicekit.redis import create_redis
 from servicekit.revocation import RevocationChecks
 from servicekit.settings import ServiceSettings
+from servicekit.tracing import configure_tracing
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 
@@ -74,6 +76,7 @@ def create_app(
     consumes the stream through its own consumer group (unless RUN_EVENT_WORKERS=false).
     """
     configure_logging(settings.SERVICE_NAME, settings.LOG_LEVEL)
+    configure_tracing(settings.SERVICE_NAME)
     prefix = settings.api_prefix
 
     @asynccontextmanager
@@ -105,6 +108,12 @@ def create_app(
             workers.append(build_relay(app).run)
         if settings.RUN_EVENT_WORKERS and event_handlers:
             workers.append(build_consumer(app, event_handlers).run)
+        metrics_server = serve_metrics(
+            app,
+            publishes_events=publishes_events,
+            handled_types=list(event_handlers or ()),
+            workers=workers,
+        )
         try:
             async with AsyncExitStack() as stack:
                 if lifespan is not None:
@@ -116,6 +125,8 @@ def create_app(
                 gc.freeze()
                 yield
         finally:
+            if metrics_server is not None:
+                metrics_server.stop()
             await app.state.redis.aclose()
             await app.state.redis_probe.aclose()
             await app.state.database.dispose()

@@ -23,7 +23,7 @@ from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
 from starlette.requests import HTTPConnection
 
-from servicekit import revocation
+from servicekit import metrics, revocation
 from servicekit.errors import DependencyUnavailable, Forbidden, Unauthorized
 from servicekit.settings import ServiceSettings
 
@@ -184,7 +184,11 @@ class TokenVerifier:
     async def verify(
         self, token: str, revocations: revocation.RevocationChecks, *, expected_type: TokenType
     ) -> Principal:
-        principal = principal_from_claims(await self.decode(token, expected_type=expected_type))
+        try:
+            principal = principal_from_claims(await self.decode(token, expected_type=expected_type))
+        except InvalidToken:
+            metrics.TOKEN_VERIFICATIONS.labels("invalid").inc()
+            raise
         try:
             revoked = await revocations.is_revoked(
                 user_id=principal.user_id,
@@ -193,9 +197,12 @@ class TokenVerifier:
                 issued_at=principal.issued_at,
             )
         except revocation.RevocationUnavailable as exc:
+            metrics.revocation_check_failed()
             raise DependencyUnavailable("Token revocation cannot be checked") from exc
         except revocation.RevocationStateLost as exc:
+            metrics.revocation_check_failed()
             raise DependencyUnavailable("Token revocations are being restored") from exc
+        metrics.TOKEN_VERIFICATIONS.labels("revoked" if revoked else "valid").inc()
         if revoked:
             raise InvalidToken("Token revoked")
         return principal

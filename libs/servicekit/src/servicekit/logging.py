@@ -7,6 +7,8 @@ from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
+from servicekit.tracing import current_trace_id
+
 #: Set by the request-id middleware and by event consumers for the span of one unit of work.
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
 
@@ -28,6 +30,7 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "event": record.getMessage(),
             "request_id": request_id_var.get(),
+            "trace_id": current_trace_id(),
         }
         entry.update({k: v for k, v in vars(record).items() if k not in _RESERVED})
         if record.exc_info:

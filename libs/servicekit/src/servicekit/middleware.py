@@ -12,7 +12,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from servicekit import caching
+from servicekit import caching, metrics, tracing
 from servicekit.logging import request_id_var
 
 logger = logging.getLogger("servicekit.access")
@@ -143,6 +143,7 @@ class RequestContextMiddleware:
         request_id = _sane_request_id(facts.request_id)
         raw_request_id = request_id.encode("latin-1")
         token = request_id_var.set(request_id)
+        trace_token, span = tracing.enter_request(scope)
         started = time.perf_counter()
         status_code = 500
         response_started = False
@@ -228,8 +229,12 @@ class RequestContextMiddleware:
                 logger.exception("unhandled error")
                 await _answer(None, inner_scope, receive, send_with_headers)
         finally:
+            route = metrics.route_template(inner_scope)  # routing wrote there (HEAD: a copy)
             if kind == "http":
-                log_request(method, scope["path"], status_code, started)
+                seconds = time.perf_counter() - started
+                log_request(method, scope["path"], status_code, seconds)
+                metrics.observe_request(route, scope["method"], status_code, seconds)
+            tracing.exit_request(trace_token, span, scope, route=route, status=status_code)
             request_id_var.reset(token)
 
 
@@ -244,10 +249,10 @@ async def _answer(
     await response(scope, receive, send)
 
 
-def log_request(method: str | None, path: str, status: int, started: float) -> None:
+def log_request(method: str | None, path: str, status: int, seconds: float) -> None:
     """The access-log line of one request; skipped whole when INFO is off."""
     if logger.isEnabledFor(logging.INFO):
-        duration_ms = round((time.perf_counter() - started) * 1000, 2)
+        duration_ms = round(seconds * 1000, 2)
         logger.info(
             "request",
             extra={"method": method, "path": path, "status": status, "duration_ms": duration_ms},

@@ -68,6 +68,15 @@ class ServiceSettings(BaseSettings):
     #: for a notification missed while its LISTEN connection was down.
     OUTBOX_POLL_INTERVAL: float = 5.0
 
+    # Metrics (servicekit.metrics) and traces (servicekit.tracing; OTEL_* variables).
+    #: Port of the Prometheus endpoint, apart from the service's own (which never serves
+    #: /metrics); unset, metrics are still counted but not served.
+    METRICS_PORT: int | None = None
+    #: Address the metrics endpoint binds; in a container, the inner network's side.
+    METRICS_HOST: str = "127.0.0.1"
+    #: Seconds between samples of the outbox and the stream's consumer groups.
+    METRICS_SAMPLE_INTERVAL: float = 5.0
+
     @property
     def api_prefix(self) -> str:
         return f"/api/v1/{self.SERVICE_NAME}"

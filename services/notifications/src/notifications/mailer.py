@@ -33,6 +33,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from notifications import metrics
 from notifications.models import OPEN_STATUSES, Delivery, DeliveryStatus
 from notifications.settings import Settings
 from servicekit.timestamps import utcnow
@@ -297,3 +298,4 @@ class Mailer:
         async with self.sessionmaker() as session:
             await session.exec(statement)
             await session.commit()
+        metrics.record_outcome(status.value, delivery.attempts)

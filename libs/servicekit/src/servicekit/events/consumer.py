@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from servicekit import metrics, tracing
 from servicekit.background import sleep_unless_stopped
 from servicekit.db import is_database_busy, is_database_unavailable
 from servicekit.events.envelope import Envelope, Handler
@@ -183,10 +184,11 @@ class EventConsumer:
             return
         handler = self.handlers.get(envelope.type)
         if handler is not None:
-            error = await self._handle_with_retries(handler, envelope)
-            if error is not None:
-                await self._dead_letter(message_id, fields, error)
-                return
+            with tracing.consuming(envelope, self.group):
+                error = await self._handle_with_retries(handler, envelope)
+                if error is not None:
+                    await self._dead_letter(message_id, fields, error)
+                    return
         await self.redis.xack(self.stream, self.group, message_id)
 
     async def _handle_with_retries(self, handler: Handler, envelope: Envelope) -> str | None:
@@ -196,10 +198,14 @@ class EventConsumer:
             for attempt in range(1, self.max_attempts + 1):
                 try:
                     await self._handle_once(handler, envelope)
+                    logger.info(
+                        "event handled", extra={"event_id": str(envelope.id), "type": envelope.type}
+                    )
                     return None
                 except Exception as exc:  # noqa: BLE001 - a handler's bug or bad data
                     if is_transient(exc):
                         raise
+                    metrics.HANDLER_FAILURES.labels(self.group, envelope.type).inc()
                     logger.warning(
                         "event handler failed",
                         extra={"event_id": str(envelope.id), "type": envelope.type,
@@ -227,6 +233,7 @@ class EventConsumer:
             await session.commit()
 
     async def _dead_letter(self, message_id: str, fields: Mapping[str, str], error: str) -> None:
+        metrics.EVENTS_DEAD_LETTERED.labels(self.group).inc()
         logger.error(
             "event parked in dead-letter stream", extra={"message_id": message_id, "err": error}
         )

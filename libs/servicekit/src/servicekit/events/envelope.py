@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from servicekit.logging import request_id_var
+from servicekit.tracing import current_traceparent
 
 
 class Envelope(BaseModel):
@@ -18,6 +19,8 @@ class Envelope(BaseModel):
     producer: str
     request_id: str | None = Field(default_factory=lambda: request_id_var.get())
     data: dict[str, Any]
+    #: W3C trace context of the span that produced the event (see servicekit.tracing).
+    traceparent: str | None = Field(default_factory=current_traceparent)
 
 
 #: What a consuming service registers per event type; called inside the consumer's transaction.

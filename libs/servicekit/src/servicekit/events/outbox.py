@@ -84,6 +84,7 @@ class OutboxEvent(PlatformTable, table=True):
     request_id: str | None = Field(default=None, max_length=128)
     data: dict[str, Any] = Field(sa_type=JSONB)  # type: ignore[call-overload]
     published_at: datetime | None = timestamp_field(default=None)
+    traceparent: str | None = Field(default=None, max_length=55)
 
     def envelope(self) -> Envelope:
         return Envelope(
@@ -93,6 +94,7 @@ class OutboxEvent(PlatformTable, table=True):
             producer=self.producer,
             request_id=self.request_id,
             data=self.data,
+            traceparent=self.traceparent,
         )
 
 
@@ -158,6 +160,7 @@ def _write_staged(session: Session) -> None:
                 "producer": envelope.producer,
                 "request_id": envelope.request_id,
                 "data": envelope.model_dump(mode="json")["data"],
+                "traceparent": envelope.traceparent,
             }
             for envelope, _ in staged
         ],

@@ -39,6 +39,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from servicekit import metrics, tracing
 from servicekit.background import sleep_unless_stopped
 from servicekit.events.outbox import NOTIFY_CHANNEL, OutboxEvent, on_local_commit
 from servicekit.timestamps import utcnow
@@ -136,12 +137,16 @@ class OutboxRelay:
                 return 0
             async with self.redis.pipeline(transaction=False) as pipe:
                 for event in events:
-                    pipe.xadd(
-                        self.stream,
-                        {"envelope": event.envelope().model_dump_json()},
-                        maxlen=self.max_stream_length,
-                        approximate=True,
-                    )
+                    with tracing.publishing(event.envelope()) as envelope:
+                        pipe.xadd(
+                            self.stream,
+                            {"envelope": envelope.model_dump_json()},
+                            maxlen=self.max_stream_length,
+                            approximate=True,
+                        )
+                        logger.info(
+                            "event relayed", extra={"event_id": str(event.id), "type": event.type}
+                        )
                 await pipe.execute()
             await session.exec(
                 sa.update(OutboxEvent)
@@ -149,6 +154,8 @@ class OutboxRelay:
                 .values(published_at=utcnow())
             )
             await session.commit()
+            for event in events:
+                metrics.EVENTS_RELAYED.labels(event.type).inc()
             return len(events)
 
     async def prune(self) -> None:
