@@ -1,6 +1,9 @@
 """What every service gets from `create_app`: docs, health, readiness, ids, headers, errors."""
 
 import asyncio
+import io
+import json
+import logging
 
 import httpx
 import pytest
@@ -8,6 +11,7 @@ from fastapi import FastAPI
 
 from devstack.servers import PostgresServer, RedisServer
 from servicekit import revocation
+from servicekit.logging import JsonFormatter
 
 SECURITY_HEADERS = {
     "x-content-type-options": "nosniff",
@@ -271,6 +275,27 @@ async def test_gateway_error_pages_stay_out_of_the_schema_and_refuse_odd_statuse
         response = await client.get(f"/gateway-error/{odd}")
         assert response.status_code in (404, 422), odd
         assert "detail" in response.json()
+
+
+async def test_every_request_is_logged_once_with_its_id_status_and_duration(
+    client: httpx.AsyncClient,
+) -> None:
+    written = io.StringIO()
+    handler = logging.StreamHandler(written)
+    handler.setFormatter(JsonFormatter("demo"))
+    access = logging.getLogger("servicekit.access")
+    access.addHandler(handler)
+    try:
+        response = await client.get("/api/v1/demo/nowhere", headers={"X-Request-ID": "log-me-1"})
+    finally:
+        access.removeHandler(handler)
+    assert response.status_code == 404
+    lines = [json.loads(line) for line in written.getvalue().splitlines()]
+    assert len(lines) == 1
+    assert lines[0]["request_id"] == "log-me-1"
+    assert (lines[0]["method"], lines[0]["path"]) == ("GET", "/api/v1/demo/nowhere")
+    assert lines[0]["status"] == 404
+    assert lines[0]["duration_ms"] >= 0
 
 
 async def test_a_trailing_slash_redirect_never_names_the_requests_host(

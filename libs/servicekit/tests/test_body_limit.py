@@ -1,4 +1,5 @@
-"""`BodySizeLimitMiddleware`: a body over MAX_BODY_BYTES is a 413 before it is read whole."""
+"""`RequestContextMiddleware`'s body limit: a body over MAX_BODY_BYTES is a 413 before it is
+read whole."""
 
 from collections.abc import AsyncIterator
 

@@ -6,6 +6,8 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
+from starlette.middleware.exceptions import ExceptionMiddleware
+from starlette.types import ASGIApp
 
 from servicekit.auth import KeySource, build_verifier
 from servicekit.background import Worker, running
@@ -19,7 +21,7 @@ from servicekit.health import router as health_router
 from servicekit.logging import configure_logging
 from servicekit.methods import install_method_answers
 from servicekit.metrics import serve_metrics
-from servicekit.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
+from servicekit.middleware import RequestContextMiddleware
 from servicekit.oauth import install_bearer_challenges
 from servicekit.openapi import install_platform_responses
 from servicekit.redis import create_redis
@@ -28,6 +30,30 @@ from servicekit.settings import ServiceSettings
 from servicekit.tracing import configure_tracing
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
+
+
+class ServiceApp(FastAPI):
+    """FastAPI with only the ASGI layers a service needs around its routes.
+
+    FastAPI wraps the app in five layers of its own besides ours: Starlette's error middleware
+    (`RequestContextMiddleware` answers unexpected errors itself, with the request id), FastAPI's
+    exception telemetry and body limit (unused: no telemetry configured, and our own limit),
+    the exception handlers and the exit stack for uploaded files (ours opens it). Each is a
+    call per request; what is left is ours, then the exception handlers, then the routes.
+    """
+
+    def build_middleware_stack(self) -> ASGIApp:
+        handlers = {
+            key: handler
+            for key, handler in self.exception_handlers.items()
+            if key not in (500, Exception)
+        }
+        if len(handlers) != len(self.exception_handlers):
+            raise TypeError("unexpected errors are RequestContextMiddleware's to answer")
+        app: ASGIApp = ExceptionMiddleware(self.router, handlers=handlers, debug=self.debug)
+        for cls, args, kwargs in reversed(self.user_middleware):
+            app = cls(app, *args, **kwargs)
+        return app
 
 
 def create_app(
@@ -105,7 +131,7 @@ def create_app(
             await app.state.redis_probe.aclose()
             await app.state.database.dispose()
 
-    app = FastAPI(
+    app = ServiceApp(
         title=title,
         description=description,
         version="1.0.0",
@@ -120,9 +146,7 @@ def create_app(
     install_method_answers(app)
     install_docs(app, prefix)
     install_platform_responses(app)
-    # Added last, so outermost: the request-context middleware wraps the body limit's 413.
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.MAX_BODY_BYTES)
-    app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.MAX_BODY_BYTES)
     app.include_router(health_router, prefix=prefix)
     app.include_router(gateway_pages_router)
     for router in routers:

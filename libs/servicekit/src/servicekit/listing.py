@@ -3,7 +3,6 @@ its total read through the read pool (`PageQuery`), and a literal substring sear
 
 from typing import Annotated, Any, Generic, TypeVar
 
-import asyncpg
 import sqlalchemy as sa
 from fastapi import Query
 from pydantic import BaseModel
@@ -31,6 +30,10 @@ class Page(BaseModel, Generic[T]):
     offset: int
 
 
+#: The page's extra column: how many rows match in all.
+_TOTAL = "page_total__"
+
+
 class PageQuery:
     """A list's count and page, compiled once: the rows of `table` matching `where`, in
     `order_by` order, as whole rows or as `columns` (labelled as the page's items name them).
@@ -49,8 +52,10 @@ class PageQuery:
         order_by: tuple[ColumnElement[Any], ...],
     ) -> None:
         self.count = ReadQuery(sa.select(sa.func.count()).select_from(table).where(*where))
+        # The total rides along with the page (a window count is taken before LIMIT/OFFSET):
+        # one round trip instead of two, and the total and the page agree.
         self.page = ReadQuery(
-            sa.select(*(columns or (table,)))
+            sa.select(*(columns or (table,)), sa.func.count().over().label(_TOTAL))
             .where(*where)
             .order_by(*order_by)
             .limit(sa.bindparam("limit"))
@@ -66,10 +71,21 @@ async def count_rows(database: Database, query: PageQuery, **params: Any) -> int
 
 async def fetch_rows(
     database: Database, query: PageQuery, *, limit: int, offset: int, **params: Any
-) -> tuple[list[asyncpg.Record], int]:
-    """One page of `query`'s rows, and how many rows it matches in all."""
-    total = await count_rows(database, query, **params)
-    rows = await database.fetch_all(query.page, limit=limit, offset=offset, **params)
+) -> tuple[list[dict[str, Any]], int]:
+    """One page of `query`'s rows, and how many rows it matches in all.
+
+    A page past the end carries no total, so only then is the count read on its own.
+    """
+    records = await database.fetch_all(query.page, limit=limit, offset=offset, **params)
+    if records:
+        total = int(records[0][_TOTAL])
+    elif offset == 0:
+        total = 0
+    else:
+        total = await count_rows(database, query, **params)
+    rows = [dict(record) for record in records]
+    for row in rows:
+        del row[_TOTAL]
     return rows, total
 
 
@@ -87,7 +103,7 @@ async def fetch_page(
 ) -> P:
     """One page of `query`'s rows as `page_type` (each row validated as its item type)."""
     rows, total = await fetch_rows(database, query, limit=limit, offset=offset, **params)
-    return page_type(items=[dict(row) for row in rows], total=total, limit=limit, offset=offset)
+    return page_type(items=rows, total=total, limit=limit, offset=offset)
 
 
 def contains_pattern(text: str) -> str:

@@ -1,13 +1,13 @@
-"""Pure ASGI middleware: request ids, security headers, HTTP's read and cache rules, an
-access-log line, bounded bodies."""
+"""The platform's pure ASGI layer: request ids, security headers, HTTP's read and cache rules,
+an access-log line, bounded bodies, the generic 500."""
 
 import logging
 import re
 import time
 import uuid
+from contextlib import AsyncExitStack
 from urllib.parse import urlsplit
 
-from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -52,12 +52,13 @@ def _relative_if_same_host(location: bytes, host: bytes) -> bytes | None:
 class _RequestFacts:
     """What the answer's headers depend on, read in one pass over the request's headers."""
 
-    __slots__ = ("authorized", "host", "if_none_match", "request_id")
+    __slots__ = ("authorized", "content_length", "host", "if_none_match", "request_id")
 
     def __init__(self, scope: Scope) -> None:
         self.request_id: bytes | None = None
         self.authorized = False
         self.if_none_match: str | None = None
+        self.content_length: int | None = None
         self.host = b""
         for name, value in scope.get("headers", ()):
             if name == b"x-request-id":
@@ -69,13 +70,16 @@ class _RequestFacts:
                 self.authorized = True
             elif name == b"if-none-match":
                 self.if_none_match = value.decode("latin-1")
+            elif name == b"content-length" and value.isdigit():
+                self.content_length = int(value)
 
 
 _SECURITY_RAW = {name.lower().encode(): value.encode() for name, value in SECURITY_HEADERS.items()}
+_RAW = {policy: policy.encode() for policy in (caching.NO_STORE, caching.PRIVATE)}
 
 
 def _complete_headers(
-    raw: list[tuple[bytes, bytes]], request_id: bytes, cache_control: bytes, host: bytes
+    raw: list[tuple[bytes, bytes]], request_id: bytes, cache_control: str, host: bytes
 ) -> bytes | None:
     """Add ours to an answer's headers in one pass over them; return its ETag, if it has one.
 
@@ -105,24 +109,34 @@ def _complete_headers(
     raw.append((b"x-request-id", request_id))
     raw.extend(missing.items())
     if not has_cache_control:
-        raw.append((b"cache-control", cache_control))
+        raw.append((b"cache-control", _RAW[cache_control]))
     return etag
 
 
 class RequestContextMiddleware:
-    """Outermost of ours: every answer, errors and unexpected 500s included, gets these headers.
+    """The platform's one ASGI layer: every answer, errors and unexpected 500s included, gets
+    these headers, a request id and an access-log line; request bodies are bounded.
 
-    It also applies HTTP's rules for reads once for every route (RFC 9110/9111): HEAD is served
+    It applies HTTP's rules for reads once for every route (RFC 9110/9111): HEAD is served
     as the GET it stands for without the body; a GET's 200 without an ETag gets one from its
     bytes; `If-None-Match` naming the ETag turns the 200 into a 304; and every answer whose
     route named no `Cache-Control` gets `caching.default_cache_control`.
+
+    A body over `max_body_bytes` is a 413 without being read whole: a declared Content-Length
+    over it before any route runs (so nothing happens), a streamed body once it passes it.
+
+    One layer rather than several (request id, body limit, Starlette's error middleware,
+    FastAPI's exit stack): each layer is a call, a closure around `send` and a frame per
+    request, and `bench/http_reads.py` measured them at several percent each.
     """
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, max_body_bytes: int | None = None) -> None:
         self.app = app
+        self.max_body_bytes = max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket"):
+        kind = scope["type"]
+        if kind != "http" and kind != "websocket":
             await self.app(scope, receive, send)
             return
         facts = _RequestFacts(scope)
@@ -139,6 +153,9 @@ class RequestContextMiddleware:
         inner_scope = {**scope, "method": "GET"} if is_head else scope
         held: Message | None = None  # a GET's 200 start, until its body gives the ETag
         drop_body = is_head
+        limit = self.max_body_bytes
+        bound = -1 if limit is None else limit  # counted only when there is a limit
+        received = 0
 
         def answer_conditionally(start: Message, etag: bytes) -> None:
             """A 304 instead of the 200 when `If-None-Match` names its ETag."""
@@ -162,7 +179,7 @@ class RequestContextMiddleware:
                 cache_control = caching.default_cache_control(
                     status=status_code, authorized=facts.authorized
                 )
-                etag = _complete_headers(raw, raw_request_id, cache_control.encode(), facts.host)
+                etag = _complete_headers(raw, raw_request_id, cache_control, facts.host)
                 if is_read and status_code == 200:
                     if etag is None:
                         held = message
@@ -182,31 +199,64 @@ class RequestContextMiddleware:
                     message = {**message, "body": b""}
             await send(message)
 
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > bound:
+                    raise RequestBodyTooLarge()
+            return message
+
         try:
-            await self.app(inner_scope, receive, send_with_headers)
-        except Exception:
-            logger.exception("unhandled error")
-            if scope["type"] != "http" or response_started:
+            # FastAPI's request handler closes uploaded files through this stack.
+            async with AsyncExitStack() as files:
+                inner_scope["fastapi_middleware_astack"] = files
+                if limit is None or kind != "http":
+                    await self.app(inner_scope, receive, send_with_headers)
+                elif facts.content_length is not None and facts.content_length > limit:
+                    await _answer(RequestBodyTooLarge(), inner_scope, receive, send_with_headers)
+                else:
+                    await self.app(inner_scope, counting_receive, send_with_headers)
+        except Exception as exc:
+            if kind != "http" or response_started:
+                logger.exception("unhandled error")
                 raise
             held = None
-            response = JSONResponse({"detail": "Internal server error"}, status_code=500)
-            await response(inner_scope, receive, send_with_headers)
+            if isinstance(exc, RequestBodyTooLarge):  # read outside a route's error handlers
+                await _answer(exc, inner_scope, receive, send_with_headers)
+            else:
+                logger.exception("unhandled error")
+                await _answer(None, inner_scope, receive, send_with_headers)
         finally:
             route = metrics.route_template(inner_scope)  # routing wrote there (HEAD: a copy)
-            if scope["type"] == "http":
+            if kind == "http":
                 seconds = time.perf_counter() - started
-                logger.info(
-                    "request",
-                    extra={
-                        "method": method,
-                        "path": scope["path"],
-                        "status": status_code,
-                        "duration_ms": round(seconds * 1000, 2),
-                    },
-                )
+                log_request(method, scope["path"], status_code, seconds)
                 metrics.observe_request(route, scope["method"], status_code, seconds)
             tracing.exit_request(trace_token, span, scope, route=route, status=status_code)
             request_id_var.reset(token)
+
+
+async def _answer(
+    refusal: HTTPException | None, scope: Scope, receive: Receive, send: Send
+) -> None:
+    """`{"detail": ...}` for a refusal of ours, or the generic 500 when `refusal` is None."""
+    if refusal is None:
+        response = JSONResponse({"detail": "Internal server error"}, status_code=500)
+    else:
+        response = JSONResponse({"detail": refusal.detail}, refusal.status_code, refusal.headers)
+    await response(scope, receive, send)
+
+
+def log_request(method: str | None, path: str, status: int, seconds: float) -> None:
+    """The access-log line of one request; skipped whole when INFO is off."""
+    if logger.isEnabledFor(logging.INFO):
+        duration_ms = round(seconds * 1000, 2)
+        logger.info(
+            "request",
+            extra={"method": method, "path": path, "status": status, "duration_ms": duration_ms},
+        )
 
 
 class RequestBodyTooLarge(HTTPException):
@@ -217,60 +267,3 @@ class RequestBodyTooLarge(HTTPException):
         # resetting the connection, and a proxy in front (which sends the whole body before it
         # reads the answer) passes the 413 on rather than a 502.
         super().__init__(413, "Request body too large")
-
-
-def _declared_length(scope: Scope) -> int | None:
-    value = Headers(scope=scope).get("content-length")
-    return int(value) if value is not None and value.isascii() and value.isdigit() else None
-
-
-class BodySizeLimitMiddleware:
-    """Answer 413 to a request body over `max_bytes` without reading it whole.
-
-    A declared Content-Length over the limit is refused before any route runs (so nothing
-    happens); a streamed body is counted as it arrives and refused once it passes the limit.
-    Sits inside `RequestContextMiddleware`, so the 413 carries the request id and headers.
-    """
-
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
-        self.app = app
-        self.max_bytes = max_bytes
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        declared = _declared_length(scope)
-        if declared is not None and declared > self.max_bytes:
-            await self._refuse(scope, receive, send)
-            return
-        received = 0
-        response_started = False
-
-        async def counting_receive() -> Message:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    raise RequestBodyTooLarge()
-            return message
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal response_started
-            response_started = response_started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, counting_receive, tracking_send)
-        except RequestBodyTooLarge:
-            # Normally answered by the error handlers; this catches a read outside a route.
-            if response_started:
-                raise
-            await self._refuse(scope, receive, send)
-
-    @staticmethod
-    async def _refuse(scope: Scope, receive: Receive, send: Send) -> None:
-        refusal = RequestBodyTooLarge()
-        response = JSONResponse({"detail": refusal.detail}, refusal.status_code, refusal.headers)
-        await response(scope, receive, send)
