@@ -25,8 +25,9 @@ SERVICES = ("auth", "users", "items", "notifications")
 FORWARDED_FOR = os.environ.get("E2E_FORWARDED_FOR") == "1"
 
 
-def gateway_client(base_url: str, address: str | None) -> httpx.Client:
-    """An HTTP client for the gateway whose requests come from `address` (None: this host's).
+def from_address(address: str | None) -> dict[str, Any]:
+    """httpx.Client keyword arguments that make its requests come from `address` (None: this
+    host's), for any client class built on httpx.Client (an OAuth library's too).
 
     Natively it binds that address (a loopback alias); behind the trusted proxy it appends
     it to X-Forwarded-For, as the proxy would append the address of the client it serves.
@@ -37,9 +38,13 @@ def gateway_client(base_url: str, address: str | None) -> httpx.Client:
             claimed = request.headers.get("X-Forwarded-For")
             request.headers["X-Forwarded-For"] = f"{claimed}, {address}" if claimed else address
 
-        return httpx.Client(base_url=base_url, timeout=10.0, event_hooks={"request": [forward]})
-    transport = httpx.HTTPTransport(local_address=address)
-    return httpx.Client(base_url=base_url, transport=transport, timeout=10.0)
+        return {"event_hooks": {"request": [forward]}}
+    return {"transport": httpx.HTTPTransport(local_address=address)}
+
+
+def gateway_client(base_url: str, address: str | None) -> httpx.Client:
+    """An HTTP client for the gateway whose requests come from `address` (see from_address)."""
+    return httpx.Client(base_url=base_url, timeout=10.0, **from_address(address))
 
 
 def bearer(token: str) -> dict[str, str]:

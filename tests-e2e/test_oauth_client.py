@@ -7,10 +7,9 @@ import warnings
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pytest
 from authlib.deprecate import AuthlibDeprecationWarning
-from e2e import PASSWORD, SERVICES, User
+from e2e import PASSWORD, SERVICES, User, from_address
 
 with warnings.catch_warnings():
     # Authlib prefers the `httpx2` fork and warns when it falls back to httpx, which we use.
@@ -28,7 +27,7 @@ def oauth(gateway_url: str, client_address: str | None) -> Iterator[OAuth2Client
         token_endpoint_auth_method="none",
         token_endpoint=f"{gateway_url}{TOKEN_URL}",
         base_url=gateway_url,
-        transport=httpx.HTTPTransport(local_address=client_address),
+        **from_address(client_address),
         timeout=10.0,
     ) as client:
         yield client
